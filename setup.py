@@ -1,0 +1,17 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tensorlite",
+    version="0.1.0",
+    description="A small reverse-mode autograd engine on NumPy and CuPy, and the GPT built on it",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["tensorlite", "tensorlite.*", "models", "models.*", "train", "train.*",
+                                    "benchmarks", "benchmarks.*"]),
+    install_requires=["numpy>=1.22", "tqdm>=4.60"],
+    extras_require={
+        "cuda": ["cupy>=12"],
+        "dev": ["pytest>=7", "hypothesis>=6"],
+    },
+)

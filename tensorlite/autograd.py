@@ -1,0 +1,220 @@
+"""The autograd engine: Functions, graph nodes, grad mode and the backward pass.
+
+How a graph is recorded
+-----------------------
+Every differentiable operation is a subclass of ``Function`` with two methods
+written on raw arrays (NumPy or CuPy):
+
+    forward(*arrays)  -> output array          (may stash what backward needs on self)
+    backward(grad)    -> one gradient per input (an array, or None)
+
+``Function.apply(*tensors)`` runs ``forward`` and, when grad mode is on and some
+input requires grad, makes the Function the *node* that produced the output
+tensor (``out._ctx``). The node remembers its input tensors, so following
+``_ctx.inputs`` from any tensor walks the graph back to the leaves.
+
+How it is traversed
+-------------------
+``backward(root)`` orders the graph once, depth first and without recursion,
+then visits the tensors from the root towards the leaves. Each visited tensor's
+gradient is complete by then (all its consumers came before it), so the node
+calls ``backward`` once and hands a gradient to every input that needs one.
+Leaves (and tensors that asked for ``retain_grad()``) accumulate into ``.grad``.
+
+How it is freed
+---------------
+After its backward a node drops its inputs and saved arrays (``release``),
+unless ``retain_graph=True``. A second backward through it raises a clear error.
+"""
+import contextlib
+import functools
+
+import numpy as np
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    """Base of no_grad / enable_grad: a context manager and a decorator."""
+    mode = True
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
+
+    def __call__(self, func):
+        # A fresh instance per call keeps nested/recursive uses independent.
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return func(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Record no graph inside: ``with no_grad():`` or ``@no_grad()``."""
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Turn recording back on inside a ``no_grad`` region."""
+    mode = True
+
+
+class set_grad_enabled(_GradMode):
+    def __init__(self, mode):
+        self.mode = bool(mode)
+
+    def __call__(self, func):
+        raise TypeError("use set_grad_enabled(mode) as a context manager")
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` down to `shape`: the backward of NumPy broadcasting.
+
+    Broadcasting (1) prepends axes and (2) stretches axes of length 1; the
+    gradient of a stretched input is the sum over the stretched axes.
+    """
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+class Function:
+    """One differentiable operation. Subclasses define ``forward`` and ``backward``.
+
+    Keyword arguments of ``apply`` (axes, shapes, constants) become attributes of
+    the instance before ``forward`` runs. ``self.needs_input_grad`` tells which
+    inputs want a gradient, so backward can skip the others.
+    """
+
+    def __init__(self, **params):
+        self.__dict__.update(params)
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from .tensor import Tensor
+        device = inputs[0].device
+        for t in inputs[1:]:
+            if t.device != device:
+                raise RuntimeError(
+                    f"{cls.__name__}: expected all tensors on the same device, but found {device} and {t.device}; "
+                    f"move them with .to({device!r}) or .to({t.device!r})")
+        fn = cls(**params)
+        fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        record = _grad_enabled and any(fn.needs_input_grad)
+        out = fn.forward(*(t.data for t in inputs))
+        if type(out) is not np.ndarray and device == "cpu":
+            out = np.asarray(out)  # NumPy reductions return scalars; a Tensor always holds an array
+        result = Tensor._wrap(out, device, requires_grad=record)
+        if record:
+            fn.inputs = inputs
+            result._ctx = fn
+        return result
+
+    def release(self):
+        """Drop everything saved for backward (inputs included) once it has run."""
+        self.__dict__.clear()
+        self.released = True
+
+    def __repr__(self):
+        return f"<{type(self).__name__} node>"
+
+
+_FREED = ("Trying to backward through the graph a second time (or to read a part of it that was freed). "
+          "Saved arrays are released after backward; call backward(retain_graph=True) the first time "
+          "if you need to backward again.")
+
+
+def _topological_order(root):
+    """Tensors reachable from `root` through requires-grad edges, inputs before consumers."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        ctx = t._ctx
+        if ctx is not None:
+            if getattr(ctx, "released", False):
+                raise RuntimeError(_FREED)
+            for inp in ctx.inputs:
+                if inp.requires_grad and id(inp) not in visited:
+                    stack.append((inp, False))
+    return order
+
+
+def backward(root, gradient=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
+    from .tensor import Tensor
+    if not root.requires_grad:
+        raise RuntimeError("backward() called on a tensor that does not require grad and has no grad_fn "
+                           "(did you create it under no_grad(), or forget requires_grad=True?)")
+    xp = root.xp
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(f"backward() without a gradient works only for scalar outputs, but the output has "
+                               f"shape {root.shape}; reduce it (e.g. .sum()) or pass gradient=")
+        gradient = xp.ones_like(root.data)
+    else:
+        gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient)
+        if gradient.shape != root.data.shape:
+            raise RuntimeError(f"gradient has shape {gradient.shape} but the output has shape {root.shape}")
+        gradient = gradient.astype(root.dtype, copy=True)
+
+    grads = {id(root): gradient}
+    handed_out = set()  # arrays stored in some .grad during this call: never store one twice
+    for t in reversed(_topological_order(root)):
+        g = grads.pop(id(t), None)
+        if g is None:
+            continue
+        if t._ctx is None or t._retains_grad:
+            if t.grad is None:
+                if id(g) in handed_out:
+                    g = g.copy()
+                handed_out.add(id(g))
+                t.grad = Tensor._wrap(g, t.device)
+            else:
+                t.grad.data += g
+        ctx = t._ctx
+        if ctx is None:
+            continue
+        input_grads = ctx.backward(g)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        for inp, ig in zip(ctx.inputs, input_grads):
+            if ig is None or not inp.requires_grad:
+                continue
+            if type(ig) is not np.ndarray and inp.device == "cpu":
+                ig = np.asarray(ig)
+            prev = grads.get(id(inp))
+            grads[id(inp)] = ig if prev is None else prev + ig
+        if not retain_graph:
+            ctx.release()

@@ -1,0 +1,223 @@
+"""Devices, array modules and random generators.
+
+This is the only module that imports CuPy. Everything else asks it which array
+module (``xp``) belongs to a device, so the same forward/backward code runs on
+NumPy (``'cpu'``) and on CuPy (``'cuda'`` / ``'cuda:N'``).
+"""
+import math
+
+import numpy as np
+
+try:  # CuPy is optional: importing tensorlite must work without it.
+    import cupy as _cupy
+except Exception as exc:  # ImportError, or a broken CUDA install
+    _cupy = None
+    _CUPY_IMPORT_ERROR = exc
+else:
+    _CUPY_IMPORT_ERROR = None
+
+
+# ---------------------------------------------------------------- devices
+def cupy_installed():
+    return _cupy is not None
+
+
+def cuda_device_count():
+    if _cupy is None:
+        return 0
+    try:
+        return _cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no driver, no GPU visible
+        return 0
+
+
+def cuda_is_available():
+    return cuda_device_count() > 0
+
+
+def _cuda_unavailable_reason():
+    if _cupy is None:
+        return ("CuPy is not installed (or failed to import: %s). Install the CUDA extra with "
+                "`pip install -e .[cuda]` (a cupy-cudaXXx wheel matching your CUDA), or use device='cpu'."
+                % _CUPY_IMPORT_ERROR)
+    return "CuPy is installed but no CUDA GPU is visible (check the driver and CUDA_VISIBLE_DEVICES), or use device='cpu'."
+
+
+def normalize_device(device):
+    """Turn 'cpu', 'cuda', 'cuda:1', None or a device-like object into 'cpu' or 'cuda:N'."""
+    if device is None:
+        return "cpu"
+    device = str(device).strip().lower()
+    if device == "cpu":
+        return "cpu"
+    if device == "cuda" or device.startswith("cuda:"):
+        index = 0
+        if device != "cuda":
+            try:
+                index = int(device[5:])
+            except ValueError:
+                raise ValueError(f"invalid device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'") from None
+        count = cuda_device_count()
+        if count == 0:
+            raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available: "
+                               + _cuda_unavailable_reason())
+        if not 0 <= index < count:
+            raise RuntimeError(f"device {device!r} was asked for, but only {count} CUDA device(s) are visible")
+        return f"cuda:{index}"
+    raise ValueError(f"invalid device {device!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def device_of(array):
+    """The device string an array lives on."""
+    if isinstance(array, np.ndarray) or np.isscalar(array):
+        return "cpu"
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return f"cuda:{array.device.id}"
+    raise TypeError(f"expected a numpy or cupy array, got {type(array).__name__}")
+
+
+def xp_for(device):
+    """The array module (numpy or cupy) of a normalized device string."""
+    return np if device == "cpu" else _cupy
+
+
+def get_array_module(array):
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cupy
+    return np
+
+
+class _NullContext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def device_context(device):
+    """Context manager that makes `device` CuPy's current device (no-op on cpu)."""
+    if device == "cpu":
+        return _NullContext()
+    return _cupy.cuda.Device(int(device.split(":")[1]))
+
+
+def to_device(array, device):
+    """Copy an array to `device` (returns it unchanged if it is already there)."""
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return _cupy.asnumpy(array)
+    with device_context(device):
+        return _cupy.asarray(array)
+
+
+def to_numpy(array):
+    return array if isinstance(array, np.ndarray) else _cupy.asnumpy(array)
+
+
+def synchronize(device=None):
+    """Wait for all queued GPU work on `device` (no-op on cpu)."""
+    if device is None or device == "cpu" or _cupy is None:
+        return
+    with device_context(device):
+        _cupy.cuda.Device().synchronize()
+
+
+# ---------------------------------------------------------------- special functions
+def erf(x):
+    """Error function, elementwise, on either array module."""
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        import cupyx.scipy.special
+        return cupyx.scipy.special.erf(x)
+    try:  # SciPy is optional; it is only faster than the fallback below.
+        from scipy.special import erf as _erf
+        return _erf(x).astype(x.dtype, copy=False)
+    except ImportError:
+        return np.vectorize(math.erf, otypes=[x.dtype])(x)
+
+
+# ---------------------------------------------------------------- random generators
+class Generator:
+    """A reproducible random stream for one device.
+
+    On the CPU it is a NumPy PCG64 generator. On a GPU each draw reseeds CuPy's
+    Philox generator from a host PCG64 stream, so the whole state is a small
+    JSON-able dict on both devices (which lets checkpoints resume exactly).
+    """
+
+    def __init__(self, device, seed=0):
+        self.device = device
+        self.manual_seed(seed)
+
+    def manual_seed(self, seed):
+        self._host = np.random.Generator(np.random.PCG64(seed))
+        self._cuda = None
+
+    def get_state(self):
+        return self._host.bit_generator.state
+
+    def set_state(self, state):
+        self._host.bit_generator.state = state
+
+    def _cuda_rs(self):
+        seed = int(self._host.integers(0, 2**63 - 1))
+        with device_context(self.device):
+            if self._cuda is None:
+                from cupy.cuda import curand
+                self._cuda = _cupy.random.RandomState(seed, method=curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+            else:
+                self._cuda.seed(seed)
+        return self._cuda
+
+    def random(self, shape, dtype):
+        if self.device == "cpu":
+            return self._host.random(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float64).astype(dtype, copy=False)
+        with device_context(self.device):
+            return self._cuda_rs().random_sample(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float64).astype(dtype, copy=False)
+
+    def normal(self, shape, dtype):
+        if self.device == "cpu":
+            if dtype in (np.float32, np.float64):
+                return self._host.standard_normal(shape, dtype=dtype)
+            return self._host.standard_normal(shape).astype(dtype)
+        with device_context(self.device):
+            return self._cuda_rs().standard_normal(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float32).astype(dtype, copy=False)
+
+    def integers(self, low, high, shape, dtype):
+        if self.device == "cpu":
+            return self._host.integers(low, high, shape, dtype=dtype)
+        with device_context(self.device):
+            return self._cuda_rs().randint(low, high, shape, dtype=dtype)
+
+
+_generators = {}
+_default_seed = 0
+
+
+def generator(device):
+    gen = _generators.get(device)
+    if gen is None:
+        index = 0 if device == "cpu" else 1 + int(device.split(":")[1])
+        gen = _generators[device] = Generator(device, _default_seed * 1000003 + index)
+    return gen
+
+
+def manual_seed(seed):
+    """Seed the generators of every device; the same seed gives the same run on one device."""
+    global _default_seed
+    _default_seed = int(seed)
+    _generators.clear()
+
+
+def get_rng_state():
+    """States of all generators used so far, plus the seed: JSON-able, for checkpoints."""
+    return {"seed": _default_seed, "devices": {d: g.get_state() for d, g in _generators.items()}}
+
+
+def set_rng_state(state):
+    manual_seed(state["seed"])
+    for device, gen_state in state["devices"].items():
+        if device != "cpu" and not cuda_is_available():
+            continue
+        generator(device).set_state(gen_state)

@@ -1,0 +1,255 @@
+"""Elementwise Functions. Inputs of binary ops may broadcast; ``unbroadcast``
+sums each gradient back to its input's shape."""
+import math
+
+from ..autograd import Function, unbroadcast
+from ..backend import erf, get_array_module
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    # d(a+b)/da = 1, d(a+b)/db = 1
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(g, sb) if self.needs_input_grad[1] else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    # d(a-b)/da = 1, d(a-b)/db = -1
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(-g, sb) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    # d(ab)/da = b, d(ab)/db = a
+    def backward(self, g):
+        a, b = self.a, self.b
+        return (unbroadcast(g * b, a.shape) if self.needs_input_grad[0] else None,
+                unbroadcast(g * a, b.shape) if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+    def backward(self, g):
+        a, b = self.a, self.b
+        ga = g / b
+        return (unbroadcast(ga, a.shape) if self.needs_input_grad[0] else None,
+                unbroadcast(-ga * a / b, b.shape) if self.needs_input_grad[1] else None)
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = a ** b
+        return self.out
+
+    # d(a^b)/da = b a^(b-1),  d(a^b)/db = a^b log(a)
+    def backward(self, g):
+        xp = get_array_module(g)
+        a, b, out = self.a, self.b, self.out
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+        if self.needs_input_grad[1]:
+            # log(a) is taken only where a > 0; elsewhere the term is 0 (as PyTorch does for a == 0)
+            log_a = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), 0).astype(out.dtype, copy=False)
+            gb = unbroadcast(g * out * log_a, b.shape)
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, a):
+        self.out = get_array_module(a).exp(a)
+        return self.out
+
+    # d exp(a) = exp(a)
+    def backward(self, g):
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, a):
+        self.a = a
+        return get_array_module(a).log(a)
+
+    # d log(a) = 1/a
+    def backward(self, g):
+        return g / self.a
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        self.out = get_array_module(a).sqrt(a)
+        return self.out
+
+    # d sqrt(a) = 1 / (2 sqrt(a))
+    def backward(self, g):
+        return g / (2 * self.out)
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.a = a
+        return abs(a)
+
+    # d|a| = sign(a)  (0 at 0, as in PyTorch)
+    def backward(self, g):
+        return g * get_array_module(g).sign(self.a)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        self.out = get_array_module(a).tanh(a)
+        return self.out
+
+    # d tanh(a) = 1 - tanh(a)^2
+    def backward(self, g):
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        xp = get_array_module(a)
+        # 0.5 (1 + tanh(a/2)) never overflows, unlike 1 / (1 + exp(-a))
+        self.out = 0.5 * (1 + xp.tanh(0.5 * a))
+        return self.out
+
+    # d s(a) = s(a) (1 - s(a))
+    def backward(self, g):
+        return g * self.out * (1 - self.out)
+
+
+class ReLU(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return a * self.mask
+
+    # d relu(a) = 1 where a > 0
+    def backward(self, g):
+        return g * self.mask
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+class GELU(Function):
+    """GELU, exact (x Phi(x)) or with the tanh approximation (approximate='tanh')."""
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        self.a = a
+        if self.approximate == "tanh":
+            self.t = xp.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
+            return 0.5 * a * (1 + self.t)
+        self.cdf = 0.5 * (1 + erf(a / math.sqrt(2)))
+        return a * self.cdf
+
+    # exact:  d = Phi(x) + x phi(x)
+    # tanh:   d = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+    def backward(self, g):
+        xp = get_array_module(g)
+        a = self.a
+        if self.approximate == "tanh":
+            t = self.t
+            d = 0.5 * (1 + t) + 0.5 * a * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+        else:
+            d = self.cdf + a * xp.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+        return g * d
+
+
+class Maximum(Function):
+    def forward(self, a, b):
+        xp = get_array_module(a)
+        self.shapes = a.shape, b.shape
+        self.a_wins = a >= b  # ties send the gradient to `a`, as a deterministic choice
+        return xp.maximum(a, b)
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (unbroadcast(g * self.a_wins, sa) if self.needs_input_grad[0] else None,
+                unbroadcast(g * ~self.a_wins, sb) if self.needs_input_grad[1] else None)
+
+
+class Minimum(Maximum):
+    def forward(self, a, b):
+        xp = get_array_module(a)
+        self.shapes = a.shape, b.shape
+        self.a_wins = a <= b
+        return xp.minimum(a, b)
+
+
+class Where(Function):
+    """where(cond, a, b): cond is a constant boolean array."""
+
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return get_array_module(a).where(self.cond, a, b)
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        xp = get_array_module(g)
+        zero = xp.zeros((), dtype=g.dtype)
+        return (unbroadcast(xp.where(self.cond, g, zero), sa) if self.needs_input_grad[0] else None,
+                unbroadcast(xp.where(self.cond, zero, g), sb) if self.needs_input_grad[1] else None)
+
+
+class MaskedFill(Function):
+    """a with `value` wherever `mask` is true; the mask broadcasts to a."""
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        return xp.where(self.mask, xp.asarray(self.value, dtype=a.dtype), a)
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        return xp.where(self.mask, xp.zeros((), dtype=g.dtype), g)
+
+
+class Clamp(Function):
+    def forward(self, a):
+        xp = get_array_module(a)
+        self.inside = xp.ones(a.shape, dtype=bool)
+        if self.min is not None:
+            self.inside &= a >= self.min
+        if self.max is not None:
+            self.inside &= a <= self.max
+        return xp.clip(a, self.min, self.max).astype(a.dtype, copy=False)
+
+    # gradient flows only where the input was inside [min, max]
+    def backward(self, g):
+        return g * self.inside
+
+
+class Cast(Function):
+    def forward(self, a):
+        self.src = a.dtype
+        return a.astype(self.dtype)
+
+    def backward(self, g):
+        return g.astype(self.src)

@@ -1,0 +1,40 @@
+"""Shared fixtures: the `device` fixture runs a test on the CPU and, where CuPy sees a GPU, on CUDA."""
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import tensorlite
+from tensorlite import backend
+
+settings.register_profile("default", max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", 20)), deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+settings.load_profile("default")
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cuda: needs CuPy and a CUDA GPU (skipped cleanly elsewhere)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config, items):
+    if backend.cuda_is_available():
+        return
+    reason = "CuPy is not installed" if not backend.cupy_installed() else "no CUDA GPU is visible"
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    tensorlite.manual_seed(0)
+    yield
