@@ -26,20 +26,22 @@ How it is freed
 After its backward a node drops its inputs and saved arrays (``release``),
 unless ``retain_graph=True``. A second backward through it raises a clear error.
 """
-import contextlib
 import functools
 
 import numpy as np
 
 _grad_enabled = True
+# Set by tensorlite.profiler while a profile is active: hook(fn, 'forward' | 'backward', *arrays) runs and
+# times that method. None otherwise, so an unprofiled step pays one `if` per node.
+_profile_hook = None
 
 
 def is_grad_enabled():
     return _grad_enabled
 
 
-class _GradMode(contextlib.ContextDecorator):
-    """Base of no_grad / enable_grad: a context manager and a decorator."""
+class _GradMode:
+    """Base of no_grad / enable_grad: a context manager, and a decorator when called on a function."""
     mode = True
 
     def __enter__(self):
@@ -71,12 +73,20 @@ class enable_grad(_GradMode):
     mode = True
 
 
-class set_grad_enabled(_GradMode):
-    def __init__(self, mode):
-        self.mode = bool(mode)
+class set_grad_enabled:
+    """``set_grad_enabled(False)`` switches recording off at once; used in a ``with``, it is undone at the end."""
 
-    def __call__(self, func):
-        raise TypeError("use set_grad_enabled(mode) as a context manager")
+    def __init__(self, mode):
+        global _grad_enabled
+        self._prev, _grad_enabled = _grad_enabled, bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._prev
+        return False
 
 
 def unbroadcast(grad, shape):
@@ -116,6 +126,10 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         from .tensor import Tensor
+        for i, t in enumerate(inputs):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{cls.__name__}.apply: argument {i} is a {type(t).__name__}, not a Tensor "
+                                "(wrap arrays with tensorlite.tensor(); pass constants as keyword arguments)")
         device = inputs[0].device
         for t in inputs[1:]:
             if t.device != device:
@@ -125,7 +139,8 @@ class Function:
         fn = cls(**params)
         fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
         record = _grad_enabled and any(fn.needs_input_grad)
-        out = fn.forward(*(t.data for t in inputs))
+        arrays = tuple(t.data for t in inputs)
+        out = fn.forward(*arrays) if _profile_hook is None else _profile_hook(fn, "forward", *arrays)
         if type(out) is not np.ndarray and device == "cpu":
             out = np.asarray(out)  # NumPy reductions return scalars; a Tensor always holds an array
         result = Tensor._wrap(out, device, requires_grad=record)
@@ -190,31 +205,41 @@ def backward(root, gradient=None, retain_graph=False):
         gradient = gradient.astype(root.dtype, copy=True)
 
     grads = {id(root): gradient}
-    handed_out = set()  # arrays stored in some .grad during this call: never store one twice
+    handed_out = set()  # ids of the arrays stored in some .grad during this call
     for t in reversed(_topological_order(root)):
         g = grads.pop(id(t), None)
-        if g is None:
-            continue
-        if t._ctx is None or t._retains_grad:
-            if t.grad is None:
-                if id(g) in handed_out:
-                    g = g.copy()
-                handed_out.add(id(g))
-                t.grad = Tensor._wrap(g, t.device)
-            else:
-                t.grad.data += g
         ctx = t._ctx
-        if ctx is None:
-            continue
-        input_grads = ctx.backward(g)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        for inp, ig in zip(ctx.inputs, input_grads):
-            if ig is None or not inp.requires_grad:
-                continue
-            if type(ig) is not np.ndarray and inp.device == "cpu":
-                ig = np.asarray(ig)
-            prev = grads.get(id(inp))
-            grads[id(inp)] = ig if prev is None else prev + ig
-        if not retain_graph:
+        if g is not None and (ctx is None or t._retains_grad):
+            _accumulate(t, g, handed_out)
+        if g is not None and ctx is not None:
+            input_grads = ctx.backward(g) if _profile_hook is None else _profile_hook(ctx, "backward", g)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(ctx.inputs):
+                raise RuntimeError(f"{type(ctx).__name__}.backward returned {len(input_grads)} gradients for "
+                                   f"{len(ctx.inputs)} input(s); return one per input (None for no gradient)")
+            for inp, ig in zip(ctx.inputs, input_grads):
+                if ig is None or not inp.requires_grad:
+                    continue
+                if type(ig) is not np.ndarray and inp.device == "cpu":
+                    ig = np.asarray(ig)
+                if ig.shape != inp.data.shape:
+                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {ig.shape} "
+                                       f"for an input of shape {inp.shape}")
+                prev = grads.get(id(inp))
+                grads[id(inp)] = ig if prev is None else prev + ig
+        if ctx is not None and not retain_graph:
             ctx.release()
+
+
+def _accumulate(t, g, handed_out):
+    """Add `g` into ``t.grad``. A new .grad must own its array: a view (reshape, broadcast) or an
+    array already stored in another tensor's .grad would tie two gradients together."""
+    from .tensor import Tensor
+    if t.grad is not None:
+        t.grad.data += g
+        return
+    if g.base is not None or id(g) in handed_out or g.dtype != t.dtype:
+        g = g.astype(t.dtype)  # astype always copies
+    handed_out.add(id(g))
+    t.grad = Tensor._wrap(g, t.device)
