@@ -2,11 +2,31 @@
 sums each gradient back to its input's shape."""
 import math
 
+import numpy as np
+
 from ..autograd import Function, unbroadcast
 from ..backend import erf, get_array_module
 
 
-class Add(Function):
+def check_broadcast(name, *shapes):
+    """The broadcast shape of `shapes`, or a ValueError naming all of them (the same on NumPy and CuPy)."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{name}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast "
+                         f"together (each dimension, aligned from the right, must be equal or 1)") from None
+
+
+class Binary(Function):
+    """A Function of two inputs that broadcast against each other; checks the shapes before forward."""
+
+    @classmethod
+    def apply(cls, a, b, **params):
+        check_broadcast(cls.__name__.lower(), a.shape, b.shape)
+        return super().apply(a, b, **params)
+
+
+class Add(Binary):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -18,7 +38,7 @@ class Add(Function):
                 unbroadcast(g, sb) if self.needs_input_grad[1] else None)
 
 
-class Sub(Function):
+class Sub(Binary):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -30,7 +50,7 @@ class Sub(Function):
                 unbroadcast(-g, sb) if self.needs_input_grad[1] else None)
 
 
-class Mul(Function):
+class Mul(Binary):
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -42,7 +62,7 @@ class Mul(Function):
                 unbroadcast(g * a, b.shape) if self.needs_input_grad[1] else None)
 
 
-class Div(Function):
+class Div(Binary):
     def forward(self, a, b):
         self.a, self.b = a, b
         return a / b
@@ -59,11 +79,12 @@ class Neg(Function):
     def forward(self, a):
         return -a
 
+    # d(-a)/da = -1
     def backward(self, g):
         return -g
 
 
-class Pow(Function):
+class Pow(Binary):
     def forward(self, a, b):
         self.a, self.b = a, b
         self.out = a ** b
@@ -75,7 +96,8 @@ class Pow(Function):
         a, b, out = self.a, self.b, self.out
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g * b * a ** (b - 1), a.shape)
+            # where b == 0 the derivative is 0 even at a == 0 (0 * a^-1 would give nan there)
+            ga = unbroadcast(g * b * a ** xp.where(b == 0, 1, b - 1).astype(b.dtype, copy=False), a.shape)
         if self.needs_input_grad[1]:
             # log(a) is taken only where a > 0; elsewhere the term is 0 (as PyTorch does for a == 0)
             log_a = xp.where(a > 0, xp.log(xp.where(a > 0, a, 1)), 0).astype(out.dtype, copy=False)
@@ -136,8 +158,10 @@ class Tanh(Function):
 class Sigmoid(Function):
     def forward(self, a):
         xp = get_array_module(a)
-        # 0.5 (1 + tanh(a/2)) never overflows, unlike 1 / (1 + exp(-a))
-        self.out = 0.5 * (1 + xp.tanh(0.5 * a))
+        # with e = exp(-|a|) <= 1 nothing overflows, and for very negative a the result
+        # e / (1 + e) keeps its relative precision (1 + tanh(a/2) would round to 0)
+        e = xp.exp(-abs(a))
+        self.out = xp.where(a >= 0, 1, e) / (1 + e)
         return self.out
 
     # d s(a) = s(a) (1 - s(a))
@@ -147,8 +171,9 @@ class Sigmoid(Function):
 
 class ReLU(Function):
     def forward(self, a):
+        xp = get_array_module(a)
         self.mask = a > 0
-        return a * self.mask
+        return xp.where(self.mask, a, xp.zeros((), dtype=a.dtype))  # not a * mask: -inf * 0 is nan
 
     # d relu(a) = 1 where a > 0
     def backward(self, g):
@@ -183,13 +208,14 @@ class GELU(Function):
         return g * d
 
 
-class Maximum(Function):
+class Maximum(Binary):
     def forward(self, a, b):
         xp = get_array_module(a)
         self.shapes = a.shape, b.shape
         self.a_wins = a >= b  # ties send the gradient to `a`, as a deterministic choice
         return xp.maximum(a, b)
 
+    # d max(a, b) = 1 for the larger input, 0 for the other
     def backward(self, g):
         sa, sb = self.shapes
         return (unbroadcast(g * self.a_wins, sa) if self.needs_input_grad[0] else None,
@@ -207,10 +233,16 @@ class Minimum(Maximum):
 class Where(Function):
     """where(cond, a, b): cond is a constant boolean array."""
 
+    @classmethod
+    def apply(cls, a, b, cond):
+        check_broadcast("where", cond.shape, a.shape, b.shape)
+        return super().apply(a, b, cond=cond)
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return get_array_module(a).where(self.cond, a, b)
 
+    # the gradient goes to `a` where cond holds and to `b` elsewhere
     def backward(self, g):
         sa, sb = self.shapes
         xp = get_array_module(g)
@@ -220,15 +252,17 @@ class Where(Function):
 
 
 class MaskedFill(Function):
-    """a with `value` wherever `mask` is true; the mask broadcasts to a."""
+    """a with `value` wherever `mask` is true; mask and a broadcast together (as in PyTorch)."""
 
     def forward(self, a):
         xp = get_array_module(a)
+        self.shape = a.shape
         return xp.where(self.mask, xp.asarray(self.value, dtype=a.dtype), a)
 
+    # 1 where the mask kept a, 0 where the value replaced it
     def backward(self, g):
         xp = get_array_module(g)
-        return xp.where(self.mask, xp.zeros((), dtype=g.dtype), g)
+        return unbroadcast(xp.where(self.mask, xp.zeros((), dtype=g.dtype), g), self.shape)
 
 
 class Clamp(Function):
@@ -251,5 +285,6 @@ class Cast(Function):
         self.src = a.dtype
         return a.astype(self.dtype)
 
+    # a cast is the identity on values: the gradient just goes back to the source dtype
     def backward(self, g):
         return g.astype(self.src)
