@@ -25,18 +25,30 @@ def is_float(dtype):
     return np.dtype(dtype).kind == "f"
 
 
-def _infer_dtype(data):
-    """PyTorch's rule: Python floats -> float32, ints -> int64, bools -> bool; arrays keep theirs."""
-    if hasattr(data, "dtype"):
-        return None
-    probe = np.asarray(data)
-    if probe.dtype.kind == "f":
-        return default_float
-    if probe.dtype.kind in "iu":
-        return int64
-    if probe.dtype.kind == "b":
-        return bool_
-    raise TypeError(f"cannot make a tensor from {type(data).__name__} (element dtype {probe.dtype})")
+# Python values of each kind (bool < int < float) get PyTorch's default dtype of that kind.
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2}
+_KIND_DEFAULT = {"b": bool_, "u": int64, "i": int64, "f": default_float}
+
+
+def _to_array(data, dtype=None, device=None):
+    """`data` (a Python scalar, nested list, NumPy or CuPy array) as a C-contiguous array on `device`.
+
+    Arrays keep their dtype; Python values take the default of their kind (floats -> float32).
+    """
+    if not hasattr(data, "dtype"):
+        data = np.asarray(data)
+        if data.dtype.kind not in _KIND_DEFAULT:
+            raise TypeError(f"cannot make a tensor from {data.dtype} data (got {type(data).__name__})")
+        dtype = _KIND_DEFAULT[data.dtype.kind] if dtype is None else dtype
+    device = backend.device_of(data) if device is None else backend.normalize_device(device)
+    data = backend.to_device(data, device)
+    with backend.device_context(device):
+        return backend.xp_for(device).asarray(data, dtype=dtype, order="C")
+
+
+def _check_requires_grad(requires_grad, dtype):
+    if requires_grad and not is_float(dtype):
+        raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {dtype}")
 
 
 class Tensor:
@@ -44,24 +56,10 @@ class Tensor:
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        if isinstance(data, Tensor):
-            data = data.data
-        is_array = hasattr(data, "dtype") and hasattr(data, "shape")
-        device = (backend.device_of(data) if is_array else "cpu") if device is None else backend.normalize_device(device)
-        dtype = np.dtype(dtype) if dtype is not None else _infer_dtype(data)
-        if not is_array:
-            data = np.asarray(data, dtype=dtype)
-        data = backend.to_device(data, device)
-        if dtype is not None and data.dtype != dtype:
-            data = data.astype(dtype)
-        with backend.device_context(device):
-            data = backend.xp_for(device).ascontiguousarray(data) if data.ndim else backend.xp_for(device).asarray(data)
-        self._init(data, device, requires_grad)
-
-    def _init(self, data, device, requires_grad):
-        if requires_grad and not is_float(data.dtype):
-            raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {data.dtype}")
-        self.data, self.device, self.requires_grad = data, device, bool(requires_grad)
+        """Wrap `data` (list, scalar, array or Tensor); an array already right for dtype/device is not copied."""
+        data = _to_array(data.data if isinstance(data, Tensor) else data, dtype, device)
+        _check_requires_grad(requires_grad, data.dtype)
+        self.data, self.device, self.requires_grad = data, backend.device_of(data), bool(requires_grad)
         self.grad, self._ctx, self._retains_grad = None, None, False
 
     @classmethod
@@ -135,7 +133,7 @@ class Tensor:
     # ------------------------------------------------------------ host access
     def numpy(self):
         """A NumPy copy on the host (a copy also on the CPU, so it never aliases a graph's array)."""
-        return backend.to_numpy(self.data).copy()
+        return self.data.copy() if self.device == "cpu" else backend.to_numpy(self.data)
 
     def item(self):
         if self.data.size != 1:
@@ -163,7 +161,9 @@ class Tensor:
 
     def __array__(self, dtype=None, copy=None):
         out = backend.to_numpy(self.data)
-        return out.astype(dtype) if dtype is not None else out
+        if dtype is not None:
+            return out.astype(dtype)
+        return out.copy() if copy else out
 
     # ------------------------------------------------------------ autograd
     def backward(self, gradient=None, retain_graph=False):
@@ -175,8 +175,7 @@ class Tensor:
         self._retains_grad = True
 
     def requires_grad_(self, requires_grad=True):
-        if requires_grad and not is_float(self.dtype):
-            raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+        _check_requires_grad(requires_grad, self.dtype)
         if not self.is_leaf and not requires_grad:
             raise RuntimeError("you can only change requires_grad of leaf tensors; use detach()")
         self.requires_grad = requires_grad
@@ -241,20 +240,21 @@ class Tensor:
 
     # ------------------------------------------------------------ operators
     def _other(self, other):
-        """Bring `other` (scalar, array or Tensor) to a tensor on this device with a matching dtype.
+        """`other` (Tensor, Python scalar, list or array) as a tensor on this device.
 
-        Python scalars take this tensor's dtype (a float32 tensor stays float32);
-        an int tensor meeting a float becomes float32, as in PyTorch.
+        A Python scalar takes this tensor's dtype unless it is of a higher kind (bool < int < float);
+        then it takes that kind's default: float32 * 2.5 stays float32, int64 * 2.5 is float32 (PyTorch's rule).
         """
         if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise RuntimeError(f"expected both tensors on the same device, but found {self.device} and "
+                                   f"{other.device}; move one with .to({self.device!r}) or .to({other.device!r})")
             return other
         if isinstance(other, numbers.Number):
-            if is_float(self.dtype):
-                dtype = self.dtype
-            elif isinstance(other, numbers.Integral):  # bools included
-                dtype = int64 if self.dtype == bool_ and not isinstance(other, bool) else self.dtype
-            else:
-                dtype = default_float
+            if not isinstance(other, numbers.Real):
+                raise TypeError(f"complex numbers are not supported (got {other!r})")
+            kind = "b" if isinstance(other, bool) else "i" if isinstance(other, numbers.Integral) else "f"
+            dtype = self.dtype if _KIND_RANK[kind] <= _KIND_RANK.get(self.dtype.kind, 2) else _KIND_DEFAULT[kind]
             return Tensor._wrap(self.xp.asarray(other, dtype=dtype), self.device)
         return Tensor(other, device=self.device)
 
@@ -422,6 +422,8 @@ class Tensor:
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp() needs min, max or both")
+        if not is_float(self.dtype) and any(isinstance(v, float) for v in (min, max)):
+            return self.to(default_float).clamp(min, max)  # int tensor, float bounds: a float result, as in PyTorch
         return E.Clamp.apply(self, min=min, max=max)
 
     clip = clamp
@@ -518,7 +520,7 @@ class Tensor:
         return self.reshape(other.shape)
 
     def permute(self, *dims):
-        dims = tuple(d % max(self.ndim, 1) for d in _shape_args(dims))
+        dims = tuple(_wrap_dim(d, self.ndim) for d in _shape_args(dims))
         if sorted(dims) != list(range(self.ndim)):
             raise ValueError(f"permute({dims}) is not a permutation of the {self.ndim} dimensions of {self.shape}")
         return S.Permute.apply(self, dims=dims)
@@ -534,13 +536,13 @@ class Tensor:
         return self.T
 
     def unsqueeze(self, dim):
-        dim = dim if dim >= 0 else dim + self.ndim + 1
+        dim = _wrap_dim(dim, self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def squeeze(self, dim=None):
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
-        dim = dim % max(self.ndim, 1)
+        dim = _wrap_dim(dim, max(self.ndim, 1))
         if self.ndim == 0 or self.shape[dim] != 1:
             return self
         return self.reshape(self.shape[:dim] + self.shape[dim + 1:])
@@ -578,7 +580,7 @@ class Tensor:
     def __setitem__(self, index, value):
         if self.requires_grad and autograd.is_grad_enabled():
             raise RuntimeError("item assignment on a tensor that requires grad; wrap it in tensorlite.no_grad()")
-        value = value.data if isinstance(value, Tensor) else value
+        value = _as_array(value, self.device) if isinstance(value, Tensor) else value
         self.data[_index(index, self.device)] = value
 
     def __iter__(self):
@@ -599,6 +601,14 @@ class Tensor:
 
 
 # ---------------------------------------------------------------- helpers
+def _wrap_dim(dim, ndim):
+    """A dimension in [-ndim, ndim) as a non-negative index; IndexError naming the range otherwise."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"dimension {dim} is out of range for a tensor with {ndim} dimension(s) "
+                         f"(expected {-ndim} to {ndim - 1})")
+    return dim % ndim
+
+
 def _shape_args(args):
     """Accept f(2, 3) and f((2, 3)) alike."""
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
@@ -650,12 +660,16 @@ def _index(index, device):
 
 
 def _promote(a, b):
-    """Mixed float/int operands: the integer side takes the float dtype (PyTorch's rule)."""
+    """Mixed float/int operands: the integer side takes the float dtype (PyTorch's rule).
+    Two float dtypes meet in the wider one through a differentiable cast, so each gradient keeps its tensor's dtype."""
     fa, fb = is_float(a.dtype), is_float(b.dtype)
     if fa and not fb:
         return a, b.to(a.dtype)
     if fb and not fa:
         return a.to(b.dtype), b
+    if fa and fb and a.dtype != b.dtype:
+        wide = np.promote_types(a.dtype, b.dtype)
+        return a.to(wide), b.to(wide)
     return a, b
 
 
@@ -740,7 +754,7 @@ def cat(tensors, dim=0):
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("cat(): zero-dimensional tensors cannot be concatenated; use stack()")
-    d = dim % ndim
+    d = _wrap_dim(dim, ndim)
     for t in tensors[1:]:
         if t.ndim != ndim or t.shape[:d] + t.shape[d + 1:] != tensors[0].shape[:d] + tensors[0].shape[d + 1:]:
             raise ValueError(f"cat(): shapes {tensors[0].shape} and {t.shape} differ outside dimension {dim}")
@@ -752,7 +766,7 @@ def stack(tensors, dim=0):
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack(): all tensors need the same shape, got {tensors[0].shape} and {t.shape}")
-    return S.Stack.apply(*tensors, dim=dim % (tensors[0].ndim + 1))
+    return S.Stack.apply(*tensors, dim=_wrap_dim(dim, tensors[0].ndim + 1))
 
 
 def split(t, split_size_or_sections, dim=0):
