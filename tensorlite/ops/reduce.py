@@ -1,4 +1,6 @@
 """Reductions over one axis, several axes, or all of them (dim=None)."""
+import math
+
 from ..autograd import Function
 from ..backend import get_array_module
 
@@ -15,15 +17,21 @@ def normalize_dims(dim, ndim):
         out.append(d % max(ndim, 1) if ndim else 0)
     if len(set(out)) != len(out):
         raise ValueError(f"dimension repeated in {dim}")
-    return tuple(sorted(out))
+    return tuple(sorted(out)) if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
+
+
+def _keep_dims(g, shape, dims, keepdim):
+    """Give a reduced gradient its reduced axes back (as length 1), so it broadcasts against the input."""
+    if not keepdim:
+        g = g.reshape(tuple(1 if i in dims else n for i, n in enumerate(shape)))
+    return g
 
 
 def _expand_back(g, shape, dims, keepdim):
-    """Broadcast a reduced gradient back to the input's shape."""
+    """Broadcast a reduced gradient back to the input's shape, as a new writable array
+    (a broadcast view is read-only, and a leaf's .grad must accept in-place accumulation)."""
     xp = get_array_module(g)
-    if not keepdim and len(shape):
-        g = g.reshape(tuple(1 if i in dims else n for i, n in enumerate(shape)))
-    return xp.broadcast_to(g, shape)
+    return xp.broadcast_to(_keep_dims(g, shape, dims, keepdim), shape).copy()
 
 
 class Sum(Function):
@@ -43,7 +51,7 @@ class Mean(Function):
         self.dims = normalize_dims(self.dim, a.ndim)
         self.count = 1
         for d in self.dims:
-            self.count *= a.shape[d] if a.ndim else 1
+            self.count *= a.shape[d]
         return a.mean(axis=self.dims, keepdims=self.keepdim)
 
     # each element contributes with weight 1/N
@@ -56,7 +64,7 @@ class Var(Function):
         self.dims = normalize_dims(self.dim, a.ndim)
         n = 1
         for d in self.dims:
-            n *= a.shape[d] if a.ndim else 1
+            n *= a.shape[d]
         self.denom = max(n - self.correction, 0)
         self.centered = a - a.mean(axis=self.dims, keepdims=True)
         return (self.centered ** 2).sum(axis=self.dims, keepdims=self.keepdim) / self.denom
@@ -64,7 +72,8 @@ class Var(Function):
     # d var / da = 2 (a - mean) / (N - correction)  (the mean's own term sums to zero)
     def backward(self, g):
         c = self.centered
-        return _expand_back(g, c.shape, self.dims, self.keepdim) * (2 / self.denom) * c
+        scale = 2 / self.denom if self.denom else math.inf  # N <= correction: nan, like the forward
+        return _keep_dims(g, c.shape, self.dims, self.keepdim) * scale * c
 
 
 class Max(Function):
@@ -115,5 +124,4 @@ class LogSumExp(Function):
     # d lse / da = softmax(a) = exp(a - lse)
     def backward(self, g):
         xp = get_array_module(g)
-        g = _expand_back(g, self.a.shape, self.dims, self.keepdim)
-        return g * xp.exp(self.a - self.out)
+        return _keep_dims(g, self.a.shape, self.dims, self.keepdim) * xp.exp(self.a - self.out)
