@@ -1,81 +1,100 @@
 """Functions that make tensors: the ones a PyTorch beginner meets first.
 
 Every one takes ``device=`` (and ``dtype=`` where it makes sense); floating
-results default to float32 and integer ones to int64, as in PyTorch.
+results default to float32 and integer ones to int64, as in PyTorch. Random
+ones draw from the device's seeded generator (``tensorlite.manual_seed``).
 """
+import numbers
+
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, default_float, int64, is_float
+from .tensor import Tensor, _KIND_DEFAULT, _check_requires_grad, default_float, int64, is_float
 
 
 def _shape(size):
+    """Accept zeros(2, 3) and zeros((2, 3)) alike; sizes must be non-negative integers."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    for n in size:
-        if not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"sizes must be non-negative integers, got {tuple(size)}")
+    if not all(isinstance(n, numbers.Integral) and n >= 0 for n in size):
+        raise ValueError(f"sizes must be non-negative integers, got {tuple(size)}")
     return tuple(int(n) for n in size)
 
 
-def _make(fill, size, dtype, device, requires_grad, default=default_float):
+def _count(name, n, what="steps"):
+    if not isinstance(n, numbers.Integral) or n < 0:
+        raise ValueError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
+    return int(n)
+
+
+def _new(make, dtype, device, requires_grad=False, default=default_float):
+    """Wrap the array ``make(xp, dtype, device)`` builds on the (normalized) device."""
     device = backend.normalize_device(device)
-    dtype = np.dtype(dtype or default)
+    dtype = np.dtype(default if dtype is None else dtype)
+    _check_requires_grad(requires_grad, dtype)
     with backend.device_context(device):
-        data = fill(backend.xp_for(device), _shape(size), dtype)
-    t = Tensor._wrap(data, device)
-    return t.requires_grad_(requires_grad) if requires_grad else t
+        array = make(backend.xp_for(device), dtype, device)
+    return Tensor._wrap(array, device, requires_grad=bool(requires_grad))
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of `data` (a list, scalar, array or tensor)."""
     if isinstance(data, Tensor):
         data = data.data
-    t = Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
-    if t.data is data:
-        t.data = t.data.copy()
-    return t
+    if hasattr(data, "dtype"):
+        data = data.copy()  # never share memory with the caller's array
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def from_numpy(array):
     """A CPU tensor that shares memory with a NumPy array."""
-    return Tensor._wrap(np.asarray(array), "cpu")
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy() expects a numpy.ndarray, got {type(array).__name__}")
+    return Tensor._wrap(array, "cpu")
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+    shape = _shape(size)
+    return _new(lambda xp, d, dev: xp.zeros(shape, d), dtype, device, requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+    shape = _shape(size)
+    return _new(lambda xp, d, dev: xp.ones(shape, d), dtype, device, requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+    """Uninitialized memory: the values are whatever was there."""
+    shape = _shape(size)
+    return _new(lambda xp, d, dev: xp.empty(shape, d), dtype, device, requires_grad)
 
 
 def full(size, fill_value, dtype=None, device=None, requires_grad=False):
+    """`size` filled with `fill_value`; the dtype follows the value's kind (True -> bool, 3 -> int64, 3.0 -> float32)."""
+    shape = _shape((size,))
     if dtype is None:
-        dtype = default_float if isinstance(fill_value, float) else np.asarray(fill_value).dtype
-        dtype = int64 if np.dtype(dtype).kind in "iu" else dtype
-    return _make(lambda xp, s, d: xp.full(s, fill_value, d), (size,) if isinstance(size, int) else tuple(size),
-                 dtype, device, requires_grad)
+        dtype = _KIND_DEFAULT.get(np.asarray(fill_value).dtype.kind, default_float)
+    return _new(lambda xp, d, dev: xp.full(shape, fill_value, d), dtype, device, requires_grad)
 
 
 def zeros_like(t, dtype=None, device=None, requires_grad=False):
-    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return zeros(t.shape, dtype=t.dtype if dtype is None else dtype, device=device or t.device,
+                 requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, device=None, requires_grad=False):
-    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return ones(t.shape, dtype=t.dtype if dtype is None else dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
 def empty_like(t, dtype=None, device=None, requires_grad=False):
-    return empty(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return empty(t.shape, dtype=t.dtype if dtype is None else dtype, device=device or t.device,
+                 requires_grad=requires_grad)
 
 
 def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
-    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+    return full(t.shape, fill_value, dtype=t.dtype if dtype is None else dtype, device=device or t.device,
+                requires_grad=requires_grad)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
@@ -84,32 +103,46 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         start, end = 0, start
     if step == 0:
         raise ValueError("arange(): step must be nonzero")
-    floats = any(isinstance(v, float) for v in (start, end, step))
-    default = default_float if floats else int64
-    return _make(lambda xp, s, d: xp.arange(start, end, step).astype(d), (), dtype, device, requires_grad, default)
+    default = default_float if any(isinstance(v, float) for v in (start, end, step)) else int64
+    # computed in float64/int64 and then cast, so float32 results match NumPy's float64 steps rounded
+    return _new(lambda xp, d, dev: xp.arange(start, end, step).astype(d), dtype, device, requires_grad, default)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.linspace(start, end, steps).astype(d), (), dtype, device, requires_grad)
+    steps = _count("linspace", steps)
+    return _new(lambda xp, d, dev: xp.linspace(start, end, steps).astype(d), dtype, device, requires_grad)
 
 
 def logspace(start, end, steps, base=10.0, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.logspace(start, end, steps, base=base).astype(d), (), dtype, device,
-                 requires_grad)
+    steps = _count("logspace", steps)
+    return _new(lambda xp, d, dev: xp.logspace(start, end, steps, base=base).astype(d), dtype, device,
+                requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
-    return _make(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
+    n = _count("eye", n, "n")
+    m = n if m is None else _count("eye", m, "m")
+    return _new(lambda xp, d, dev: xp.eye(n, m, dtype=d), dtype, device, requires_grad)
+
+
+def _float_dtype(name, dtype):
+    if dtype is not None and not is_float(dtype):
+        raise TypeError(f"{name}() makes floating-point tensors, got dtype={np.dtype(dtype)}")
+    return dtype
 
 
 def rand(*size, dtype=None, device=None, requires_grad=False):
-    """Uniform on [0, 1), from the device's seeded generator."""
-    return _make(lambda xp, s, d: backend.generator(_dev(device)).random(s, d), size, dtype, device, requires_grad)
+    """Uniform on [0, 1)."""
+    shape = _shape(size)
+    return _new(lambda xp, d, dev: backend.generator(dev).random(shape, d), _float_dtype("rand", dtype), device,
+                requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False):
-    """Standard normal, from the device's seeded generator."""
-    return _make(lambda xp, s, d: backend.generator(_dev(device)).normal(s, d), size, dtype, device, requires_grad)
+    """Standard normal."""
+    shape = _shape(size)
+    return _new(lambda xp, d, dev: backend.generator(dev).normal(shape, d), _float_dtype("randn", dtype), device,
+                requires_grad)
 
 
 def randint(low, high=None, size=None, dtype=None, device=None):
@@ -120,15 +153,16 @@ def randint(low, high=None, size=None, dtype=None, device=None):
         raise TypeError("randint() needs a size, e.g. randint(10, (3,))")
     if high <= low:
         raise ValueError(f"randint(): high ({high}) must be greater than low ({low})")
-    size = (size,) if isinstance(size, int) else tuple(size)
-    return _make(lambda xp, s, d: backend.generator(_dev(device)).integers(low, high, s, d), size, dtype, device,
-                 False, int64)
+    shape = _shape((size,))
+    return _new(lambda xp, d, dev: backend.generator(dev).integers(low, high, shape, np.int64).astype(d), dtype,
+                device, default=int64)
 
 
 def randperm(n, dtype=None, device=None):
-    dev = _dev(device)
-    keys = backend.generator(dev).random((n,), np.float64)
-    return _make(lambda xp, s, d: xp.argsort(keys).astype(d), (), dtype, device, False, int64)
+    """A random permutation of 0..n-1 (the order of n uniform keys)."""
+    n = _count("randperm", n, "n")
+    return _new(lambda xp, d, dev: xp.argsort(backend.generator(dev).random((n,), np.float64)).astype(d), dtype,
+                device, default=int64)
 
 
 def multinomial(probs, num_samples, replacement=False):
@@ -142,45 +176,50 @@ def multinomial(probs, num_samples, replacement=False):
     xp = backend.xp_for(device)
     if w.ndim not in (1, 2):
         raise ValueError(f"multinomial(): probs must be 1-D or 2-D, got shape {w.shape}")
-    rows = w[None] if w.ndim == 1 else w
-    if not is_float(rows.dtype):
-        rows = rows.astype(np.float64)
+    if not isinstance(num_samples, numbers.Integral) or num_samples <= 0:
+        raise ValueError(f"multinomial(): num_samples must be a positive integer, got {num_samples!r}")
+    rows = (w[None] if w.ndim == 1 else w).astype(np.float64)
     if bool((rows < 0).any()) or not bool(xp.isfinite(rows).all()):
         raise ValueError("multinomial(): probabilities must be finite and non-negative")
     if bool((rows.sum(axis=1) <= 0).any()):
         raise ValueError("multinomial(): every row needs a positive total weight")
     n = rows.shape[1]
-    if not replacement and num_samples > n:
-        raise ValueError(f"multinomial(): cannot draw {num_samples} samples without replacement from {n} categories")
+    if not replacement:
+        fewest = int((rows > 0).sum(axis=1).min())
+        if num_samples > fewest:
+            raise ValueError(f"multinomial(): cannot draw {num_samples} samples without replacement from a row "
+                             f"with only {fewest} nonzero weight(s) (of {n} categories)")
     gen = backend.generator(device)
     with backend.device_context(device):
         if replacement:
-            cdf = xp.cumsum(rows.astype(np.float64), axis=1)
+            cdf = xp.cumsum(rows, axis=1)
             cdf /= cdf[:, -1:]
             u = gen.random((rows.shape[0], num_samples), np.float64)
             out = xp.stack([xp.searchsorted(cdf[i], u[i], side="right") for i in range(rows.shape[0])])
-            out = xp.minimum(out, n - 1)
+            out = xp.minimum(out, n - 1)  # guards u rounding up to the last cdf value
         else:
-            u = gen.random(rows.shape, np.float64)
-            with np.errstate(divide="ignore"):
-                keys = xp.log(rows.astype(np.float64)) - xp.log(-xp.log(xp.maximum(u, 1e-300)))
-            out = xp.argsort(-keys, axis=1, kind="stable")[:, :num_samples] if xp is np else xp.argsort(-keys, axis=1)[:, :num_samples]
+            u = xp.maximum(gen.random(rows.shape, np.float64), 1e-300)
+            with np.errstate(divide="ignore"):  # log(0) = -inf: zero weights are never picked
+                keys = xp.log(rows) - xp.log(-xp.log(u))
+            out = xp.argsort(-keys, axis=1)[:, :num_samples]
     out = out.astype(np.int64)
     return Tensor._wrap(out[0] if w.ndim == 1 else out, device)
 
 
-def _dev(device):
-    return backend.normalize_device(device)
+def _triangle(name, t, diagonal, keep_fn):
+    if t.ndim < 2:
+        raise ValueError(f"{name}() needs a tensor with at least 2 dimensions, got shape {t.shape}")
+    xp = t.xp
+    with backend.device_context(t.device):
+        keep = keep_fn(xp.ones(t.shape[-2:], dtype=bool), diagonal)
+    return t.masked_fill(Tensor._wrap(~keep, t.device), 0)
 
 
 def tril(t, diagonal=0):
-    """Lower triangle (the rest zeroed); differentiable through masked_fill."""
-    xp = t.xp
-    keep = xp.tril(xp.ones(t.shape[-2:], dtype=bool), diagonal)
-    return t.masked_fill(~keep, 0)
+    """Lower triangle (the rest zeroed; `diagonal` > 0 keeps more above the main one); differentiable."""
+    return _triangle("tril", t, diagonal, t.xp.tril)
 
 
 def triu(t, diagonal=0):
-    xp = t.xp
-    keep = xp.triu(xp.ones(t.shape[-2:], dtype=bool), diagonal)
-    return t.masked_fill(~keep, 0)
+    """Upper triangle (the rest zeroed); differentiable."""
+    return _triangle("triu", t, diagonal, t.xp.triu)
