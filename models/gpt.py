@@ -1,0 +1,110 @@
+"""A GPT: token + position embeddings, a stack of attention/MLP blocks, a final layer norm, a linear head.
+
+The default is the course's architecture (post-norm blocks, 4x ReLU MLP):
+
+    x = ln1(x + attention(x))        norm='post' (default)
+    x = ln2(x + mlp(x))
+
+norm='pre' puts each layer norm inside its residual branch (x = x + attention(ln1(x)), ...), as GPT-2 does;
+it trains more stably when the model gets deep.
+"""
+from dataclasses import asdict, dataclass
+
+import tensorlite
+import tensorlite.nn as nn
+import tensorlite.nn.functional as F
+from models.sampling import generate_tokens
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65
+    block_size: int = 64
+    n_embd: int = 384
+    n_layer: int = 8
+    n_head: int = 8
+    dropout: float = 0.2
+    norm: str = "post"
+    activation: str = "relu"
+    bias: bool = True
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_embd", "n_layer", "n_head"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): "
+                             "each head gets n_embd / n_head channels")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.norm not in ("post", "pre"):
+            raise ValueError(f"norm must be 'post' or 'pre', got {self.norm!r}")
+        if self.activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class Block(nn.Module):
+    """Communication (causal self-attention across positions), then computation (an MLP per position)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.pre_norm = config.norm == "pre"
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = nn.MultiHeadAttention(config.n_embd, config.n_head, dropout=config.dropout, bias=config.bias)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = nn.FeedForward(config.n_embd, dropout=config.dropout, activation=config.activation,
+                                  bias=config.bias)
+
+    def forward(self, x):
+        if self.pre_norm:
+            x = x + self.attn(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+        x = self.ln1(x + self.attn(x))
+        return self.ln2(x + self.mlp(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=config.bias)
+        # small weights keep the first logits near uniform (loss ~ ln(vocab)); biases start at zero
+        for name, p in self.named_parameters():
+            if p.ndim >= 2:
+                nn.init.normal_(p, mean=0.0, std=0.02)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def forward(self, idx, targets=None):
+        """idx, targets: (B, T) int64 with T <= block_size -> logits (B, T, vocab), mean cross-entropy or None."""
+        if idx.ndim != 2:
+            raise ValueError(f"idx must be (batch, time) token ids, got shape {idx.shape}")
+        B, T = idx.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of length {T} is longer than the model's block_size "
+                             f"{self.config.block_size}; crop it to the last {self.config.block_size} tokens")
+        pos = tensorlite.arange(T, dtype=tensorlite.int64, device=idx.device)
+        x = self.token_embedding(idx) + self.position_embedding(pos)
+        for block in self.blocks:
+            x = block(x)
+        logits = self.lm_head(self.ln_f(x))
+        if targets is None:
+            return logits, None
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets shape {targets.shape} does not match idx shape {idx.shape}")
+        return logits, F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
+        """idx (B, T) extended by max_new_tokens sampled tokens; the model sees the last block_size of them."""
+        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=self.config.block_size))
+        return tensorlite.cat([idx, *new], dim=1) if new else idx

@@ -1,0 +1,43 @@
+"""Autoregressive sampling shared by the models: one new token at a time from the last position's logits."""
+import tensorlite
+
+
+def sample_next(logits, temperature=1.0, top_k=None):
+    """One token id per row of `logits` (B, vocab), as a (B, 1) int64 tensor.
+
+    temperature scales the logits before the softmax (< 1 sharper, > 1 flatter; 0 takes the argmax);
+    top_k keeps only the k most likely tokens.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and (int(top_k) != top_k or top_k < 1):
+        raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        xp = logits.xp
+        kth = xp.sort(logits.data, axis=-1)[:, -int(top_k)][:, None]  # the k-th largest logit of each row
+        logits = logits.masked_fill(logits.data < kth, float("-inf"))
+    probs = logits.softmax(dim=-1)
+    return tensorlite.multinomial(probs, num_samples=1)
+
+
+def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, context=None):
+    """Yield (B, 1) tensors of new token ids, feeding each back in; the model sees at most `context` tokens."""
+    if idx.ndim != 2:
+        raise ValueError(f"idx must be a (batch, time) tensor of token ids, got shape {idx.shape}")
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    was_training = model.training
+    model.eval()  # no dropout while sampling
+    try:
+        for _ in range(max_new_tokens):
+            with tensorlite.no_grad():
+                cond = idx if context is None or idx.shape[1] <= context else idx[:, -context:]
+                logits, _ = model(cond)
+                nxt = sample_next(logits[:, -1, :], temperature, top_k)
+                idx = tensorlite.cat([idx, nxt], dim=1)
+            yield nxt
+    finally:
+        model.train(was_training)

@@ -1,0 +1,58 @@
+"""An interactive prompt loop: type the start of a text, the model continues it.
+
+    python -m train.chat --checkpoint out/gpt/best.ckpt
+
+An empty line or end of input (Ctrl-D) exits.
+"""
+import sys
+from dataclasses import dataclass
+
+from train.loop import _arg, cli_main, parse_config
+from train.sample import generate_stream, load_checkpoint_model
+from train.tokenizers import UnknownCharacterError
+
+
+@dataclass
+class ChatConfig:
+    """Chat with a checkpoint: each line you type is continued by the model."""
+    checkpoint: str = _arg("out/gpt/best.ckpt", "checkpoint file (last.ckpt or best.ckpt)")
+    max_new_tokens: int = _arg(300, "tokens generated per reply")
+    temperature: float = _arg(0.8, "softmax temperature")
+    top_k: int = _arg(0, "sample among the k most likely tokens only (0: all)")
+    seed: int = _arg(-1, "random seed (-1: a random one)")
+    device: str = _arg("auto", "auto, cpu, cuda or cuda:N")
+    unknown: str = _arg("error", "prompt characters outside the vocabulary", choices=["error", "skip"])
+
+
+def chat(model, tokenizer, cfg, input=input, write=sys.stdout.write):
+    seed = cfg.seed if cfg.seed >= 0 else None
+    while True:
+        try:
+            prompt = input("you> ")
+        except EOFError:
+            write("\n")
+            return
+        if not prompt.strip():
+            return
+        try:
+            write("model> " + prompt)
+            for piece in generate_stream(model, tokenizer, prompt, cfg.max_new_tokens, cfg.temperature,
+                                         cfg.top_k or None, seed, cfg.unknown):
+                write(piece)
+                sys.stdout.flush()
+            write("\n")
+        except UnknownCharacterError as exc:
+            write(f"\n{exc}\n")
+        seed = None if seed is None else seed + 1
+
+
+def main(argv=None):
+    cfg, _ = parse_config(ChatConfig, argv)
+    model, tokenizer, info = load_checkpoint_model(cfg.checkpoint, cfg.device)
+    print(f"{info['model_type']} model, {info['num_params']:,} parameters, step {info['step']}. "
+          "Type a prompt; an empty line or Ctrl-D quits.")
+    chat(model, tokenizer, cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))

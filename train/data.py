@@ -1,0 +1,209 @@
+"""Text in, batches out: the corpus, its download, the train/val split and random training windows.
+
+A corpus is one 1-D array of token ids (in memory, or an np.memmap for a prepared
+OpenWebText directory). A batch is `batch_size` random windows of `block_size + 1`
+consecutive tokens: the first `block_size` are the input x, the last `block_size`
+the targets y (each target is the token that follows its input position).
+"""
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import tensorlite
+from train.tokenizers import CharTokenizer
+
+DEFAULT_URL = "https://www.gutenberg.org/cache/epub/1661/pg1661.txt"
+DEFAULT_NAME = "sherlock_holmes.txt"
+DEFAULT_TITLE = '"The Adventures of Sherlock Holmes" (Project Gutenberg ebook 1661)'
+
+
+class DataError(ValueError):
+    """The training data cannot be used; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------- the default corpus
+def cache_dir():
+    """Where downloads live: $TENSORLITE_DATA, else ~/.cache/tensorlite."""
+    return os.environ.get("TENSORLITE_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "tensorlite")
+
+
+def strip_gutenberg(text):
+    """Keep only the book: drop the licence text before *** START OF ... *** and after *** END OF ... ***."""
+    text = text.replace("\r\n", "\n").lstrip("\ufeff")
+    start = text.find("*** START OF")
+    if start != -1:
+        line_end = text.find("\n", start)
+        text = text[line_end + 1:] if line_end != -1 else ""
+    end = text.find("*** END OF")
+    if end != -1:
+        text = text[:end]
+    return text.strip("\n") + "\n"
+
+
+def write_atomic(path, data):
+    """Write bytes so that `path` holds either the old content or all of the new, never a part."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def default_corpus(url=DEFAULT_URL, folder=None, timeout=30):
+    """Path of the default corpus: downloaded once into the cache folder, reused afterwards."""
+    path = os.path.join(folder or cache_dir(), DEFAULT_NAME)
+    if os.path.exists(path):
+        return path
+    print(f"downloading {DEFAULT_TITLE} from {url} ...", flush=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            raw = response.read()
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(
+            f"could not download the default corpus {DEFAULT_TITLE} from {url} ({reason}), and there is no "
+            f"cached copy at {path}. Either download that URL yourself and save it as {path}, or train on any "
+            "UTF-8 text file with --data PATH.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"the file downloaded from {url} is not UTF-8 text; save a UTF-8 copy at {path} "
+                        "or use --data PATH") from None
+    text = strip_gutenberg(text)
+    if not text.strip():
+        raise DataError(f"the file downloaded from {url} holds no text after removing the Gutenberg licence")
+    write_atomic(path, text.encode("utf-8"))
+    print(f"saved {len(text):,} characters to {path}", flush=True)
+    return path
+
+
+# ---------------------------------------------------------------- reading a text file
+def read_text(path):
+    """The content of a UTF-8 text file, with clear errors for everything that is not one."""
+    if not os.path.exists(path):
+        raise DataError(f"data file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise DataError(f"--data {path!r} is a directory, but not a prepared dataset (no meta.json from "
+                        "`python -m train.prepare`); pass a UTF-8 text file or a prepared directory")
+    with open(path, "rb") as f:
+        raw = f.read()
+    if not raw.strip():
+        raise DataError(f"data file {path!r} is empty")
+    if b"\x00" in raw:
+        raise DataError(f"data file {path!r} looks binary (it holds NUL bytes at offset {raw.index(0)}); "
+                        "pass a UTF-8 text file")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"data file {path!r} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                        f"{exc.start}); convert it to UTF-8 first") from None
+
+
+# ---------------------------------------------------------------- the dataset
+@dataclass
+class Corpus:
+    """A tokenizer and the train / validation token arrays (1-D, in memory or memmap)."""
+    tokenizer: object
+    train: np.ndarray
+    val: np.ndarray
+    source: str
+    meta: dict = field(default_factory=dict)
+
+    def check_block_size(self, block_size):
+        for name, tokens in (("training", self.train), ("validation", self.val)):
+            if len(tokens) <= block_size:
+                raise DataError(
+                    f"block_size {block_size} is longer than the {name} split ({len(tokens)} tokens of "
+                    f"{self.source}): a window needs block_size + 1 tokens. Use a smaller --block_size "
+                    "or more data.")
+
+
+def split_tokens(tokens, val_fraction):
+    """The first (1 - val_fraction) of the tokens train, the rest validate (as the course does)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}")
+    n = int((1 - val_fraction) * len(tokens))
+    return tokens[:n], tokens[n:]
+
+
+def load_corpus(data=None, val_fraction=0.2, url=DEFAULT_URL):
+    """A Corpus from a text file, a prepared directory (train/prepare.py), or the default book."""
+    if data is None or data == "":
+        data = default_corpus(url)
+    if os.path.isdir(data) and os.path.exists(os.path.join(data, "meta.json")):
+        try:
+            from train.prepare import is_prepared, load_prepared
+        except ImportError:
+            raise DataError(f"{data!r} looks like a prepared dataset, but train/prepare.py is missing") from None
+        if is_prepared(data):
+            tokenizer, train, val, meta = load_prepared(data)
+            return Corpus(tokenizer, train, val, data, dict(meta))
+    text = read_text(data)
+    tokenizer = CharTokenizer.from_text(text)
+    tokens = np.array(tokenizer.encode(text), dtype=np.int32)
+    train, val = split_tokens(tokens, val_fraction)
+    return Corpus(tokenizer, train, val, data, {"characters": len(text)})
+
+
+# ---------------------------------------------------------------- batches
+def get_batch(tokens, batch_size, block_size, rng):
+    """Random windows as two int64 NumPy arrays (batch_size, block_size): inputs x and targets y.
+
+    The same fancy index reads from an in-memory array and from an np.memmap, so
+    both give the same batch for the same generator state.
+    """
+    starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
+    windows = np.asarray(tokens[starts[:, None] + np.arange(block_size + 1)], dtype=np.int64)
+    return windows[:, :-1], windows[:, 1:]
+
+
+class Batches:
+    """Training batches from one seeded generator (its state goes into checkpoints), on a device.
+
+    Evaluation draws from a fresh generator with a fixed seed each time, so every
+    evaluation scores the same windows and leaves the training stream untouched.
+    """
+
+    def __init__(self, corpus, batch_size, block_size, device="cpu", seed=0):
+        corpus.check_block_size(block_size)
+        self.corpus, self.batch_size, self.block_size = corpus, batch_size, block_size
+        self.device, self.seed = device, seed
+        self.rng = np.random.default_rng(seed)
+
+    def _to_device(self, x, y):
+        return (tensorlite.tensor(x, dtype=tensorlite.int64, device=self.device),
+                tensorlite.tensor(y, dtype=tensorlite.int64, device=self.device))
+
+    def split(self, name):
+        if name not in ("train", "val"):
+            raise ValueError(f"split must be 'train' or 'val', got {name!r}")
+        return self.corpus.train if name == "train" else self.corpus.val
+
+    def next(self):
+        """The next training batch."""
+        return self._to_device(*get_batch(self.corpus.train, self.batch_size, self.block_size, self.rng))
+
+    def eval_batches(self, name, n):
+        """`n` batches of one split, the same ones on every call."""
+        rng = np.random.default_rng([self.seed, 1])
+        for _ in range(n):
+            yield self._to_device(*get_batch(self.split(name), self.batch_size, self.block_size, rng))
+
+    def get_state(self):
+        return self.rng.bit_generator.state
+
+    def set_state(self, state):
+        self.rng.bit_generator.state = state
