@@ -227,7 +227,11 @@ def backward(root, gradient=None, retain_graph=False):
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {ig.shape} "
                                        f"for an input of shape {inp.shape}")
                 prev = grads.get(id(inp))
-                grads[id(inp)] = ig if prev is None else prev + ig
+                if prev is not None:
+                    ig = prev + ig
+                    if type(ig) is not np.ndarray and inp.device == "cpu":
+                        ig = np.asarray(ig)  # 0-d + 0-d gives a NumPy scalar, which can't be updated in place
+                grads[id(inp)] = ig
         if ctx is not None and not retain_graph:
             ctx.release()
 
