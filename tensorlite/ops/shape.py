@@ -1,5 +1,5 @@
 """Functions that move elements around without changing their values."""
-from ..autograd import Function
+from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
 
 
@@ -8,6 +8,7 @@ class Reshape(Function):
         self.in_shape = a.shape
         return a.reshape(self.shape)
 
+    # same values, old shape
     def backward(self, g):
         return g.reshape(self.in_shape)
 
@@ -29,8 +30,8 @@ class BroadcastTo(Function):
         self.in_shape = a.shape
         return get_array_module(a).broadcast_to(a, self.shape)
 
+    # every copy of a stretched element sends its gradient back to the one original
     def backward(self, g):
-        from ..autograd import unbroadcast
         return unbroadcast(g, self.in_shape)
 
 
@@ -60,21 +61,26 @@ class Cat(Function):
     def forward(self, *arrays):
         xp = get_array_module(arrays[0])
         self.sizes = [a.shape[self.dim] for a in arrays]
+        self.dtypes = [a.dtype for a in arrays]  # mixed dtypes promote; each gradient goes back in its own
         return xp.concatenate(arrays, axis=self.dim)
 
+    # each input gets back its own slab of the gradient
     def backward(self, g):
         xp = get_array_module(g)
         cuts, total = [], 0
         for n in self.sizes[:-1]:
             total += n
             cuts.append(total)
-        return tuple(xp.split(g, cuts, axis=self.dim))
+        return tuple(part.astype(dt, copy=False) for part, dt in zip(xp.split(g, cuts, axis=self.dim), self.dtypes))
 
 
 class Stack(Function):
     def forward(self, *arrays):
+        self.dtypes = [a.dtype for a in arrays]
         return get_array_module(arrays[0]).stack(arrays, axis=self.dim)
 
+    # each input gets back its own slice of the gradient, without the stacking axis
     def backward(self, g):
         xp = get_array_module(g)
-        return tuple(xp.squeeze(part, axis=self.dim) for part in xp.split(g, g.shape[self.dim], axis=self.dim))
+        parts = xp.split(g, g.shape[self.dim], axis=self.dim)
+        return tuple(xp.squeeze(p, axis=self.dim).astype(dt, copy=False) for p, dt in zip(parts, self.dtypes))
