@@ -10,7 +10,7 @@ would drown the derivative in noise.
 import numpy as np
 
 from . import backend
-from .autograd import no_grad
+from .autograd import enable_grad, no_grad
 from .tensor import Tensor
 
 
@@ -37,8 +37,11 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; use float64 tensors "
                             "(finite differences in float32 are too noisy to check anything)")
     for i in wrt:
-        inputs[i].data = backend.xp_for(inputs[i].device).ascontiguousarray(inputs[i].data)
-    outputs = _float_outputs(fn(*inputs))
+        if not inputs[i].data.flags.c_contiguous:  # (ascontiguousarray would also turn a 0-d array into 1-d)
+            inputs[i].data = backend.xp_for(inputs[i].device).ascontiguousarray(inputs[i].data)
+    saved_grads = [t.grad for t in inputs if isinstance(t, Tensor)]
+    with enable_grad():  # a check called inside no_grad() still needs the graph
+        outputs = _float_outputs(fn(*inputs))
     if not any(o.requires_grad for o in outputs):
         raise GradcheckError("gradcheck: the function returned no tensor that requires grad")
     rng = np.random.default_rng(seed)
@@ -49,21 +52,23 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             outs = _float_outputs(fn(*inputs))
             return float(sum(float((o.data * v).sum()) for o, v in zip(outs, cotangents)))
 
-    # analytic: backward of sum(out * v)
+    # analytic: d sum(out * v) / dx is backward with gradient v, accumulated over the outputs
     for i in wrt:
         inputs[i].grad = None
-    total = None
     for o, v in zip(outputs, cotangents):
-        if not o.requires_grad:
-            continue
-        term = (o * Tensor._wrap(v, o.device)).sum()
-        total = term if total is None else total + term
-    total.backward()
+        if o.requires_grad:
+            o.backward(gradient=v, retain_graph=True)
+    analytic_grads = {}
+    for i in wrt:
+        g = inputs[i].grad
+        analytic_grads[i] = np.zeros(inputs[i].shape) if g is None else backend.to_numpy(g.data)
+    for t, g in zip([t for t in inputs if isinstance(t, Tensor)], saved_grads):
+        t.grad = g  # leave the caller's .grad as it was
 
     worst = None
     for i in wrt:
         x = inputs[i]
-        analytic = backend.to_numpy(x.grad.data) if x.grad is not None else np.zeros(x.shape)
+        analytic = analytic_grads[i]
         numeric = np.zeros(x.shape)
         flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
         for k in range(flat.size):
