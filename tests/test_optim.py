@@ -333,6 +333,8 @@ def test_load_state_dict_mismatches():
     p0, _ = problem(15)
     params = make_params(p0, "cpu")
     sd = AdamW(params).state_dict()
+    with pytest.raises(ValueError, match="param_groups"):
+        AdamW(params).load_state_dict({"state": []})
     with pytest.raises(ValueError, match="parameter groups"):
         AdamW([{"params": params[:1]}, {"params": params[1:]}]).load_state_dict(sd)
     with pytest.raises(ValueError, match="3 parameters"):
@@ -524,3 +526,38 @@ def test_bad_schedule_arguments():
         Constant(SGD([tl.zeros(1, requires_grad=True)], lr=1.0), last_epoch=3)
     with pytest.raises(NotImplementedError):
         LRScheduler(opt)
+
+
+def test_clip_grad_norm_rejects_mixed_devices(device):
+    if device == "cpu":
+        pytest.skip("needs a second device")
+    a, b = tl.zeros(2, requires_grad=True), tl.zeros(2, device=device, requires_grad=True)
+    a.grad, b.grad = tl.ones(2), tl.ones(2, device=device)
+    with pytest.raises(RuntimeError, match="several devices"):
+        clip_grad_norm_([a, b], 1.0)
+
+
+def test_adamw_trains_a_linear_model(device):
+    """End to end: model.parameters() (a generator), decay groups, clipping, schedule, loss goes down."""
+    nn = pytest.importorskip("tensorlite.nn")
+    tl.manual_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5)).astype(np.float32)
+    y = x @ rng.normal(size=(5, 2)).astype(np.float32) + 0.5
+    x, y = tl.tensor(x, device=device), tl.tensor(y, device=device)
+    model = nn.Linear(5, 2).to(device)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    opt = AdamW([{"params": decay}, {"params": [p for p in model.parameters() if p.ndim < 2], "weight_decay": 0}],
+                lr=0.1)
+    sched = WarmupCosine(opt, warmup_iters=5, max_iters=150, min_lr=1e-3)
+    losses = []
+    for _ in range(150):
+        loss = ((model(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    assert losses[-1] < 1e-2 * losses[0]
+    assert all(p.dtype == np.float32 for p in model.parameters())

@@ -20,10 +20,10 @@ def warmup_cosine_lr(step, base_lr, warmup_iters, max_iters, min_lr=0.0):
     """Linear warmup from 0 to base_lr over warmup_iters steps, then a half cosine down to
     min_lr at max_iters, and min_lr after that.
 
-        step < warmup_iters:              base_lr * step / warmup_iters
+        step < warmup_iters:               base_lr * step / warmup_iters
         warmup_iters <= step < max_iters:  min_lr + (base_lr - min_lr) * (1 + cos(pi * r)) / 2,
                                            r = (step - warmup_iters) / (max_iters - warmup_iters)
-        step >= max_iters:                min_lr
+        step >= max_iters:                 min_lr
     """
     if warmup_iters < 0 or max_iters < warmup_iters:
         raise ValueError(f"need 0 <= warmup_iters <= max_iters, got warmup_iters={warmup_iters}, max_iters={max_iters}")

@@ -123,6 +123,9 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore options and buffers; buffers are copied onto each parameter's device and dtype."""
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError("load_state_dict() expects a dict with 'state' and 'param_groups' "
+                             "(what optimizer.state_dict() returns)")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, "
