@@ -13,5 +13,6 @@ setup(
     extras_require={
         "cuda": ["cupy>=12"],
         "dev": ["pytest>=7", "hypothesis>=6"],
+        "web": ["gradio>=4"],   # python -m train.web (the page to prompt a model)
     },
 )

@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def gradio_installed():
     try:
         import gradio  # noqa: F401
-    except ImportError:
+    except Exception:  # not installed, or half-installed by an interrupted pip: either way, skip
         return False
     return True
 
@@ -85,7 +85,15 @@ def test_generate_converts_page_values_for_the_sampler():
     assert isinstance(second["max_new_tokens"], int) and isinstance(second["seed"], int)
 
 
-def test_unknown_characters_give_a_readable_message_not_a_traceback():
+@pytest.fixture
+def popups(monkeypatch):
+    """The messages the page would pop up (gr.Warning), recorded instead of shown."""
+    shown = []
+    monkeypatch.setattr(web, "_warn", shown.append)
+    return shown
+
+
+def test_unknown_characters_give_a_readable_message_not_a_traceback(popups):
     generate = web.make_generate(None, TOK, stream=FakeStream())
     updates = run_all(generate("hé€llo", 5, 1.0, 0, None))
     assert len(updates) == 1
@@ -93,6 +101,7 @@ def test_unknown_characters_give_a_readable_message_not_a_traceback():
     assert text == ""
     assert "'é'" in status and "'€'" in status and "Drop unknown characters" in status
     assert "Traceback" not in status
+    assert popups == [status.removeprefix("⚠️ ")]
 
 
 def test_drop_unknown_characters_generates_anyway():
@@ -102,13 +111,14 @@ def test_drop_unknown_characters_generates_anyway():
     assert "5 tokens in" in status
 
 
-def test_other_sampler_refusals_show_their_message():
+def test_other_sampler_refusals_show_their_message(popups):
     def refusing(*args, **kwargs):
         raise ValueError("temperature must be > 0, got 0.0")
         yield  # pragma: no cover  (makes this a generator, like the real one)
 
     generate = web.make_generate(None, TOK, stream=refusing)
     assert run_all(generate("he", 5, 0.0, 0, None)) == [("", "⚠️ temperature must be > 0, got 0.0")]
+    assert popups == ["temperature must be > 0, got 0.0"]
 
 
 def test_unknown_message_names_the_characters():
@@ -123,7 +133,9 @@ def test_describe_shows_name_size_and_vocabulary():
     text = web.describe(info, checkpoint="/somewhere/out/best.npz")
     for part in ("gpt", "best.npz", "1,234,567 parameters", "65 tokens", "5,000 steps", "1.4821", "n_layer=2"):
         assert part in text
-    assert "None" not in web.describe({"model_type": "bigram", "num_params": 10, "best_val_loss": None})
+    for missing in (None, float("nan")):                          # no validation yet: say nothing about it
+        text = web.describe({"model_type": "bigram", "num_params": 10, "best_val_loss": missing})
+        assert "None" not in text and "nan" not in text and "validation" not in text
 
 
 # --- the command line ---------------------------------------------------------------------------------------------

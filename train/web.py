@@ -27,8 +27,10 @@ def describe(info, checkpoint=None):
         facts.append(f"vocabulary of {info['vocab_size']} tokens")
     if info.get("step") is not None:
         facts.append(f"trained {info['step']:,} steps")
-    if info.get("best_val_loss") is not None:
+    if info.get("best_val_loss") is not None and info["best_val_loss"] == info["best_val_loss"]:  # not NaN
         facts.append(f"best validation loss {float(info['best_val_loss']):.4f}")
+    if info.get("device"):
+        facts.append(f"on {info['device']}")
     if facts:
         lines.append(" · ".join(facts))
     config = info.get("config")
@@ -116,8 +118,9 @@ def build_app(model, tokenizer, info, checkpoint=None, stream=None):
                 status = gr.Textbox(label="Status", lines=1, interactive=False, elem_id="status")
             with gr.Column(scale=2):
                 max_new = gr.Slider(1, 1000, value=200, step=1, label="Max new tokens", elem_id="max-new-tokens")
-                temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="Temperature",
-                                        info="lower = safer, higher = wilder", elem_id="temperature")
+                temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature",
+                                        info="lower = safer, higher = wilder; 0 = always the likeliest",
+                                        elem_id="temperature")
                 top_k = gr.Slider(0, vocab, value=0, step=1, label="Top-k",
                                   info="sample only from the k likeliest tokens; 0 = all", elem_id="top-k")
                 seed = gr.Number(value=None, precision=0, label="Seed", info="blank = different every time",
