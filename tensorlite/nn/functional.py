@@ -1,0 +1,423 @@
+"""Fused neural-network functions: ``import tensorlite.nn.functional as F``.
+
+Each function here is ONE ``Function`` whose backward is derived by hand,
+instead of a chain of primitives recorded by autograd. That saves memory (one
+node and a few saved arrays instead of a dozen) and time (no intermediate
+gradients), and it lets the forward use the numerically stable formulation.
+The tests compare every one of them with the same computation composed from
+primitives: two derivations of the same derivative that must agree.
+
+Differences from PyTorch, on purpose:
+- ``cross_entropy`` takes logits (..., C) with targets (...): the class axis is
+  the LAST one, so (B, T, C) logits with (B, T) targets work directly (PyTorch
+  would want (B, C, T)). All-ignored targets give nan with reduction='mean',
+  as in PyTorch.
+- ``dropout`` accepts p in [0, 1) only (p = 1 would drop everything).
+- ``scaled_dot_product_attention`` is causal by default (``causal=True``,
+  PyTorch calls it ``is_causal`` and defaults to False) and takes no attn_mask.
+"""
+import math
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function
+from ..tensor import Tensor, gelu as _gelu, is_float
+
+__all__ = ["softmax", "log_softmax", "cross_entropy", "layer_norm", "embedding", "dropout", "linear", "relu",
+           "gelu", "scaled_dot_product_attention"]
+
+
+# ---------------------------------------------------------------- boundary checks
+def _check_tensor(x, name, fname, floating=True):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{fname}(): {name} must be a tensorlite.Tensor, got {type(x).__name__}")
+    if floating and not is_float(x.dtype):
+        raise TypeError(f"{fname}(): {name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def _check_dim(dim, ndim, fname):
+    if not isinstance(dim, (int, np.integer)) or not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{fname}(): dim {dim!r} is out of range for a tensor with {ndim} dimension(s)")
+    return int(dim) % max(ndim, 1)
+
+
+def _check_same_dtype(fname, **tensors):
+    dtypes = {name: t.dtype for name, t in tensors.items() if t is not None}
+    if len(set(dtypes.values())) > 1:
+        listed = ", ".join(f"{n} {d}" for n, d in dtypes.items())
+        raise TypeError(f"{fname}(): expected tensors of one dtype, got {listed}; convert with .to(dtype)")
+
+
+def _check_device(fname, ref, **tensors):
+    for name, t in tensors.items():
+        if t is not None and t.device != ref.device:
+            raise RuntimeError(f"{fname}(): {name} is on {t.device} but the input is on {ref.device}; "
+                               f"move it with .to({ref.device!r})")
+
+
+def _index_array(idx, device, fname, name):
+    """An integer index (Tensor, array or list) as an array on `device`."""
+    if isinstance(idx, Tensor):
+        if idx.device != device:
+            raise RuntimeError(f"{fname}(): {name} is on {idx.device} but the weights are on {device}; "
+                               f"move it with .to({device!r})")
+        arr = idx.data
+    else:
+        arr = backend.to_device(np.asarray(idx), device)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{fname}(): {name} must hold integer (int64) class indices, got dtype {arr.dtype}")
+    return arr
+
+
+# ---------------------------------------------------------------- softmax family
+class Softmax(Function):
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.dim, keepdims=True))  # shifting by the max keeps exp() <= 1
+        self.y = e / e.sum(axis=self.dim, keepdims=True)
+        return self.y
+
+    # y = softmax(x):  dx = y * (g - sum(g * y))
+    def backward(self, g):
+        y = self.y
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        shifted = x - x.max(axis=self.dim, keepdims=True)
+        out = shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
+        self.out = out
+        return out
+
+    # y = x - logsumexp(x):  dx = g - softmax(x) * sum(g)
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return g - xp.exp(self.out) * g.sum(axis=self.dim, keepdims=True)
+
+
+def softmax(x, dim=-1):
+    """exp(x) / sum(exp(x)) along `dim`, computed without overflow."""
+    _check_tensor(x, "input", "softmax")
+    return Softmax.apply(x, dim=_check_dim(dim, x.ndim, "softmax"))
+
+
+def log_softmax(x, dim=-1):
+    """x - logsumexp(x) along `dim`: finite for any finite logits (unlike log(softmax(x)))."""
+    _check_tensor(x, "input", "log_softmax")
+    return LogSoftmax.apply(x, dim=_check_dim(dim, x.ndim, "log_softmax"))
+
+
+class CrossEntropy(Function):
+    """Mean (or sum, or per-row) of -log softmax(logits)[target] over rows whose target is not ignored."""
+
+    def forward(self, logits):
+        xp = backend.get_array_module(logits)
+        t, valid = self.targets, self.valid
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(shifted).sum(axis=1))
+        picked = xp.take_along_axis(shifted, xp.where(valid, t, 0)[:, None], axis=1)[:, 0]
+        losses = xp.where(valid, lse - picked, 0).astype(logits.dtype, copy=False)
+        self.shifted, self.lse = shifted, lse
+        if self.reduction == "none":
+            return losses.reshape(self.out_shape)
+        if self.reduction == "sum":
+            return losses.sum()
+        self.count = valid.sum().astype(logits.dtype)  # stays on the device: no host sync
+        with np.errstate(invalid="ignore", divide="ignore"):  # all ignored -> nan, as in PyTorch
+            return losses.sum() / self.count
+
+    # d loss_i / d logits_i = softmax(logits_i) - onehot(target_i)   (0 for ignored rows), times g (/ count)
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        t, valid = self.targets, self.valid
+        grad = xp.exp(self.shifted - self.lse[:, None])
+        rows = xp.arange(grad.shape[0])
+        grad[rows, xp.where(valid, t, 0)] -= 1
+        if self.reduction == "none":
+            scale = g.reshape(-1) * valid
+        else:
+            scale = valid * (g if self.reduction == "sum" else g / self.count)
+        return grad * scale.astype(grad.dtype, copy=False)[:, None]
+
+
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """Cross-entropy of logits (N, C) or (..., C) against int64 class indices of shape (N,) or (...).
+
+    Leading dimensions are flattened, so (B, T, C) logits with (B, T) targets
+    work as PyTorch's (B*T, C) with (B*T,). Rows whose target is `ignore_index`
+    count neither in the sum nor in the mean.
+    """
+    _check_tensor(logits, "logits", "cross_entropy")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy(): reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if logits.ndim == 0:
+        raise ValueError("cross_entropy(): logits must have a class dimension, got a 0-d tensor")
+    t = _index_array(targets, logits.device, "cross_entropy", "targets")
+    lead, c = logits.shape[:-1], logits.shape[-1]
+    n = int(np.prod(lead))
+    if tuple(t.shape) != lead and not (t.ndim == 1 and t.shape[0] == n and len(lead) > 1):
+        raise ValueError(f"cross_entropy(): targets of shape {tuple(t.shape)} do not match logits of shape "
+                         f"{logits.shape}: expected targets of shape {lead} (one class index per row)")
+    t = t.reshape(-1).astype(np.int64, copy=False)
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= c))
+    if bool(bad.any()):  # one host sync: a wrong class index must not turn into a silent wrong loss
+        first = int(t[int(bad.argmax())])
+        raise IndexError(f"cross_entropy(): target {first} is out of range for {c} classes "
+                         f"(valid: 0..{c - 1}, or ignore_index={ignore_index})")
+    return CrossEntropy.apply(logits.reshape(n, c), targets=t, valid=valid, reduction=reduction, out_shape=lead)
+
+
+# ---------------------------------------------------------------- layer norm
+class LayerNorm(Function):
+    def forward(self, x, *affine):
+        xp = backend.get_array_module(x)
+        axes = tuple(range(x.ndim - self.k, x.ndim))
+        mu = x.mean(axis=axes, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=axes, keepdims=True)
+        self.rstd = 1 / xp.sqrt(var + self.eps)
+        self.xhat = xc * self.rstd
+        self.axes, self.w = axes, (affine[0] if self.has_weight else None)
+        y = self.xhat
+        if self.has_weight:
+            y = y * affine[0]
+        if self.has_bias:
+            y = y + affine[-1]
+        return y
+
+    # y = xhat * w + b,  xhat = (x - mean) * rstd:
+    # dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat)) with gh = g * w;  dw = sum(g * xhat);  db = sum(g)
+    def backward(self, g):
+        xhat, axes = self.xhat, self.axes
+        lead = tuple(range(g.ndim - self.k))
+        gh = g * self.w if self.has_weight else g
+        dx = None
+        if self.needs_input_grad[0]:
+            dx = self.rstd * (gh - gh.mean(axis=axes, keepdims=True)
+                              - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+        grads = [dx]
+        if self.has_weight:
+            grads.append((g * xhat).sum(axis=lead) if self.needs_input_grad[1] else None)
+        if self.has_bias:
+            grads.append(g.sum(axis=lead) if self.needs_input_grad[-1] else None)
+        return tuple(grads)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize over the trailing dimensions `normalized_shape`, then scale by weight and shift by bias."""
+    _check_tensor(x, "input", "layer_norm")
+    shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or k > x.ndim or x.shape[x.ndim - k:] != shape:
+        raise ValueError(f"layer_norm(): normalized_shape {shape} does not match the trailing dimensions of the "
+                         f"input of shape {x.shape}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None:
+            _check_tensor(p, name, "layer_norm")
+            if p.shape != shape:
+                raise ValueError(f"layer_norm(): {name} has shape {p.shape}, expected normalized_shape {shape}")
+    _check_same_dtype("layer_norm", input=x, weight=weight, bias=bias)
+    _check_device("layer_norm", x, weight=weight, bias=bias)
+    affine = [p for p in (weight, bias) if p is not None]
+    return LayerNorm.apply(x, *affine, k=k, eps=float(eps), has_weight=weight is not None,
+                           has_bias=bias is not None)
+
+
+# ---------------------------------------------------------------- embedding
+# Below this many rows the scatter-add of the backward is a one-hot matrix product
+# (one BLAS call); above it, a one-hot matrix would cost rows x positions memory.
+ONE_HOT_MAX_ROWS = 128
+
+
+def scatter_add_rows(idx, g, num_rows):
+    """out[r] = sum of g[n] over all n with idx[n] == r, for idx (N,) and g (N, D).
+
+    NumPy's add.at on 2-D arrays loops row by row in Python-free but slow code;
+    two faster forms are used instead (see the embedding timing in the docs):
+    a one-hot product for small tables, and a 1-D add.at over flat element
+    offsets (NumPy >= 1.25 has a fast path for 1-D ufunc.at) for large ones.
+    On CuPy add.at is an atomic scatter-add kernel, fast as it is.
+    """
+    xp = backend.get_array_module(g)
+    n, d = g.shape
+    if xp is not np:
+        out = xp.zeros((num_rows, d), dtype=g.dtype)
+        xp.add.at(out, idx, g)
+        return out
+    if num_rows <= ONE_HOT_MAX_ROWS:
+        one_hot = np.zeros((num_rows, n), dtype=g.dtype)
+        one_hot[idx, np.arange(n)] = 1
+        return one_hot @ g
+    out = np.zeros((num_rows, d), dtype=g.dtype)
+    flat = (idx[:, None] * d + np.arange(d)).reshape(-1)
+    np.add.at(out.reshape(-1), flat, g.reshape(-1))
+    return out
+
+
+class Embedding(Function):
+    def forward(self, weight):
+        xp = backend.get_array_module(weight)
+        self.num_rows = weight.shape[0]
+        return xp.take(weight, self.idx, axis=0)
+
+    # out[n] = W[idx[n]]:  dW[r] = sum of g[n] over positions n with idx[n] == r
+    def backward(self, g):
+        d = g.shape[-1]
+        return scatter_add_rows(self.idx.reshape(-1), g.reshape(-1, d), self.num_rows)
+
+
+def embedding(idx, weight):
+    """Rows of `weight` (num_embeddings, dim) picked by the integer tensor `idx`: shape idx.shape + (dim,)."""
+    _check_tensor(weight, "weight", "embedding")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding(): weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
+    arr = _index_array(idx, weight.device, "embedding", "idx")
+    v = weight.shape[0]
+    if arr.size:
+        bad = (arr < 0) | (arr >= v)
+        if bool(bad.any()):  # one host sync; never let take() wrap an index around
+            first = int(arr.reshape(-1)[int(bad.reshape(-1).argmax())])
+            raise IndexError(f"embedding(): index {first} is out of range for an embedding table of size {v} "
+                             f"(valid indices: 0..{v - 1})")
+    return Embedding.apply(weight, idx=arr.astype(np.int64, copy=False))
+
+
+# ---------------------------------------------------------------- dropout
+class Dropout(Function):
+    def forward(self, x):
+        return x * self.mask
+
+    # y = x * mask / (1 - p):  dx = g * mask / (1 - p)   (the same mask)
+    def backward(self, g):
+        return g * self.mask
+
+
+def _dropout_mask(shape, p, dtype, device):
+    """Keep-mask already scaled by 1 / (1 - p), from the device's seeded generator."""
+    xp = backend.xp_for(device)
+    with backend.device_context(device):
+        u = backend.generator(device).random(shape, np.dtype(dtype))
+        return (u >= p).astype(dtype) * xp.asarray(1 / (1 - p), dtype=dtype)
+
+
+def _check_p(p, fname):
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p < 1:
+        raise ValueError(f"{fname}(): dropout probability must be in [0, 1), got {p!r}")
+    return float(p)
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (identity when not training)."""
+    _check_tensor(x, "input", "dropout")
+    p = _check_p(p, "dropout")
+    if not training or p == 0:
+        return x
+    return Dropout.apply(x, mask=_dropout_mask(x.shape, p, x.dtype, x.device))
+
+
+# ---------------------------------------------------------------- linear
+class Linear(Function):
+    def forward(self, x, weight, *bias):
+        self.x2 = x.reshape(-1, x.shape[-1])  # leading dims flattened: one 2-D product
+        self.weight, self.x_shape = weight, x.shape
+        y = self.x2 @ weight.T
+        if bias:
+            y += bias[0]
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    # y = x W^T + b:  dx = g W,  dW = g^T x,  db = sum of g over rows
+    def backward(self, g):
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
+        dw = g2.T @ self.x2 if self.needs_input_grad[1] else None
+        if len(self.needs_input_grad) == 2:
+            return dx, dw
+        return dx, dw, (g2.sum(axis=0) if self.needs_input_grad[2] else None)
+
+
+def linear(x, weight, bias=None):
+    """x @ weight.T + bias, with weight (out_features, in_features) as in PyTorch."""
+    _check_tensor(x, "input", "linear")
+    _check_tensor(weight, "weight", "linear")
+    if weight.ndim != 2:
+        raise ValueError(f"linear(): weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear(): input of shape {x.shape} does not match weight of shape {weight.shape}: "
+                         f"the last input dimension must be in_features={weight.shape[1]}")
+    if bias is not None:
+        _check_tensor(bias, "bias", "linear")
+        if bias.shape != (weight.shape[0],):
+            raise ValueError(f"linear(): bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+    _check_same_dtype("linear", input=x, weight=weight, bias=bias)
+    _check_device("linear", x, weight=weight, bias=bias)
+    return Linear.apply(x, weight, *([bias] if bias is not None else []))
+
+
+# ---------------------------------------------------------------- activations (primitives, re-exported)
+def relu(x):
+    return x.relu()
+
+
+def gelu(x, approximate="none"):
+    return _gelu(x, approximate)
+
+
+# ---------------------------------------------------------------- attention
+class ScaledDotProductAttention(Function):
+    def forward(self, q, k, v):
+        xp = backend.get_array_module(q)
+        s = (q @ k.swapaxes(-1, -2)) * q.dtype.type(self.scale)
+        if self.causal:
+            tq, tk = s.shape[-2:]
+            future = xp.triu(xp.ones((tq, tk), dtype=bool), 1)  # key j > query i is not visible
+            s = xp.where(future, xp.asarray(-np.inf, dtype=s.dtype), s)
+        e = xp.exp(s - s.max(axis=-1, keepdims=True))
+        p = e / e.sum(axis=-1, keepdims=True)
+        pd = p * self.mask if self.mask is not None else p
+        self.q, self.k, self.v, self.p, self.pd = q, k, v, p, pd
+        return pd @ v
+
+    # out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
+    # dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
+    def backward(self, g):
+        q, k, v, p = self.q, self.k, self.v, self.p
+        dv = self.pd.swapaxes(-1, -2) @ g if self.needs_input_grad[2] else None
+        dp = g @ v.swapaxes(-1, -2)
+        if self.mask is not None:
+            dp *= self.mask
+        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        ds *= q.dtype.type(self.scale)
+        dq = ds @ k if self.needs_input_grad[0] else None
+        dk = ds.swapaxes(-1, -2) @ q if self.needs_input_grad[1] else None
+        return dq, dk, dv
+
+
+def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True, scale=None):
+    """softmax(q k^T * scale [+ causal mask]) (dropped out) @ v, for q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv).
+
+    scale defaults to 1/sqrt(hs). The causal mask lets query i see keys j <= i.
+    """
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        _check_tensor(t, name, "scaled_dot_product_attention")
+        if t.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention(): {name} must be at least 2-D (..., T, head_size), "
+                             f"got shape {t.shape}")
+    if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
+        raise ValueError(f"scaled_dot_product_attention(): q, k, v need the same leading dimensions, got "
+                         f"{q.shape}, {k.shape}, {v.shape}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention(): q {q.shape} and k {k.shape} need the same head size, "
+                         f"and k and v {v.shape} the same number of keys")
+    _check_same_dtype("scaled_dot_product_attention", q=q, k=k, v=v)
+    _check_device("scaled_dot_product_attention", q, k=k, v=v)
+    p = _check_p(dropout_p, "scaled_dot_product_attention")
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    mask = None
+    if training and p > 0:
+        shape = q.shape[:-1] + (k.shape[-2],)
+        mask = _dropout_mask(shape, p, q.dtype, q.device)
+    return ScaledDotProductAttention.apply(q, k, v, causal=bool(causal), scale=scale, mask=mask)

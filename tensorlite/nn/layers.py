@@ -1,0 +1,126 @@
+"""The layers of a GPT, each a thin Module around a function of ``tensorlite.nn.functional``."""
+import numpy as np
+
+from .. import backend
+from ..tensor import Tensor
+from . import functional as F, init
+from .module import Module, Parameter
+
+
+def _param(shape, device, dtype):
+    """A zero Parameter of `shape` (float32 unless told) on `device`; the layer initializes it."""
+    device = backend.normalize_device(device)
+    with backend.device_context(device):
+        data = backend.xp_for(device).zeros(shape, dtype=np.dtype(dtype or np.float32))
+    return Parameter(Tensor._wrap(data, device))
+
+
+class Linear(Module):
+    """y = x W^T + b with W of shape (out_features, in_features); PyTorch's default initialization."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        for name, n in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(n, (int, np.integer)) or n < 0:
+                raise ValueError(f"Linear: {name} must be a non-negative integer, got {n!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = _param((out_features, in_features), device, dtype)
+        self.register_parameter("bias", _param((out_features,), device, dtype) if bias else None)
+        init.linear_default_(self.weight, self.bias)
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Embedding(Module):
+    """A lookup table: row i of `weight` (num_embeddings, embedding_dim) is the vector of index i. N(0, 1) init."""
+
+    def __init__(self, num_embeddings, embedding_dim, device=None, dtype=None):
+        super().__init__()
+        for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
+            if not isinstance(n, (int, np.integer)) or n <= 0:
+                raise ValueError(f"Embedding: {name} must be a positive integer, got {n!r}")
+        self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
+        self.weight = _param((num_embeddings, embedding_dim), device, dtype)
+        init.normal_(self.weight)
+
+    def forward(self, idx):
+        return F.embedding(idx, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class LayerNorm(Module):
+    """Normalize over the trailing `normalized_shape` dimensions; weight starts at 1, bias at 0."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
+        if not shape or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in shape):
+            raise ValueError(f"LayerNorm: normalized_shape must be positive integers, got {normalized_shape!r}")
+        self.normalized_shape, self.eps = tuple(int(n) for n in shape), float(eps)
+        self.elementwise_affine = elementwise_affine
+        self.register_parameter("weight", init.ones_(_param(shape, device, dtype)) if elementwise_affine else None)
+        self.register_parameter("bias", _param(shape, device, dtype) if elementwise_affine and bias else None)
+
+    def forward(self, x):
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+
+class Dropout(Module):
+    """Inverted dropout while training (zero with probability p, scale the rest by 1/(1-p)); identity in eval()."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        self.p = F._check_p(p, "Dropout")
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class GELU(Module):
+    def __init__(self, approximate="none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x):
+        return F.gelu(x, self.approximate)
+
+    def extra_repr(self):
+        return f"approximate={self.approximate!r}"
+
+
+_ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "gelu_tanh": lambda: GELU("tanh")}
+
+
+class FeedForward(Module):
+    """The transformer's position-wise MLP: n_embd -> 4 n_embd -> activation -> n_embd -> dropout."""
+
+    def __init__(self, n_embd, dropout=0.0, activation="relu", bias=True):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"FeedForward: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.c_fc = Linear(n_embd, 4 * n_embd, bias=bias)
+        self.act = _ACTIVATIONS[activation]()
+        self.c_proj = Linear(4 * n_embd, n_embd, bias=bias)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.act(self.c_fc(x))))

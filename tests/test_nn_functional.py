@@ -1,0 +1,440 @@
+"""tensorlite.nn.functional: every fused function against finite differences, against the same
+computation composed from primitives (forward and gradients), and against plain NumPy."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tensorlite as tl
+import tensorlite.nn.functional as F
+from strategies import array, leaf, seeds, shape_and_dim, shapes
+
+
+# ---------------------------------------------------------------- helpers
+def agree(fused, composed, arrays, device, rtol=1e-7, atol=1e-9, seed=0):
+    """fused(*leaves) and composed(*leaves) give the same output and the same input gradients."""
+    a = [leaf(x, device) for x in arrays]
+    b = [leaf(x, device) for x in arrays]
+    out_a, out_b = fused(*a), composed(*b)
+    np.testing.assert_allclose(out_a.numpy(), out_b.numpy(), rtol=rtol, atol=atol)
+    v = np.random.default_rng(seed).standard_normal(out_a.shape)
+    (out_a * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
+    (out_b * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x.grad is not None and y.grad is not None, f"input {i} got no gradient"
+        np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-6, atol=1e-9,
+                                   err_msg=f"gradient of input {i}")
+    return out_a
+
+
+def np_log_softmax(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def composed_softmax(x, dim):
+    e = (x - x.amax(dim, keepdim=True)).exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+# ---------------------------------------------------------------- softmax / log_softmax
+@given(shape_and_dim(max_dims=3, max_side=4), seeds)
+def test_softmax(device, sd, seed):
+    shape, dim = sd
+    x = array(seed, shape)
+    out = agree(lambda t: F.softmax(t, dim), lambda t: composed_softmax(t, dim), [x], device)
+    np.testing.assert_allclose(out.numpy(), np.exp(np_log_softmax(x, dim)), rtol=1e-10)
+    assert tl.gradcheck(lambda t: F.softmax(t, dim), leaf(x, device))
+
+
+@given(shape_and_dim(max_dims=3, max_side=4), seeds)
+def test_log_softmax(device, sd, seed):
+    shape, dim = sd
+    x = array(seed, shape)
+    out = agree(lambda t: F.log_softmax(t, dim), lambda t: t - t.logsumexp(dim, keepdim=True), [x], device)
+    np.testing.assert_allclose(out.numpy(), np_log_softmax(x, dim), rtol=1e-10, atol=1e-12)
+    assert tl.gradcheck(lambda t: F.log_softmax(t, dim), leaf(x, device))
+
+
+def test_tensor_methods_use_the_fused_functions(device):
+    x = tl.tensor([[1.0, 2.0, 3.0]], device=device)
+    np.testing.assert_allclose(x.softmax(-1).numpy(), F.softmax(x, -1).numpy())
+    np.testing.assert_allclose(x.log_softmax(1).numpy(), F.log_softmax(x, 1).numpy())
+
+
+@pytest.mark.parametrize("dtype", [tl.float32, tl.float64])
+def test_softmax_family_is_finite_for_huge_logits(device, dtype):
+    x64 = np.array([[1e4, -1e4, 0.0, 1e4 - 1], [-1e4, -1e4, -1e4, -1e4 + 2]])
+    x = tl.tensor(x64, dtype=dtype, device=device, requires_grad=True)
+    ls = F.log_softmax(x, -1)
+    sm = F.softmax(x, -1)
+    loss = F.cross_entropy(x, tl.tensor([1, 3], device=device))
+    for t in (ls, sm, loss):
+        assert np.isfinite(t.numpy()).all()
+    np.testing.assert_allclose(ls.numpy(), np_log_softmax(x64, -1), rtol=1e-6)
+    np.testing.assert_allclose(sm.numpy(), np.exp(np_log_softmax(x64, -1)), rtol=1e-6, atol=1e-30)
+    expected = -(np_log_softmax(x64, -1)[0, 1] + np_log_softmax(x64, -1)[1, 3]) / 2
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-6)
+    (ls.sum() + sm.sum() + loss).backward()
+    assert np.isfinite(x.grad.numpy()).all()
+
+
+def test_softmax_bad_dim():
+    with pytest.raises(IndexError, match="dim 2"):
+        F.softmax(tl.ones(2, 3), 2)
+    with pytest.raises(TypeError, match="floating-point"):
+        F.log_softmax(tl.tensor([1, 2]), 0)
+
+
+# ---------------------------------------------------------------- cross_entropy
+def composed_cross_entropy(logits, targets, ignore_index, reduction):
+    c = logits.shape[-1]
+    flat = logits.reshape(-1, c)
+    t = np.asarray(targets).reshape(-1)
+    valid = t != ignore_index
+    logp = flat - flat.logsumexp(-1, keepdim=True)
+    picked = -logp[np.arange(len(t)), np.where(valid, t, 0)]
+    mask = tl.tensor(valid.astype(np.float64), device=logits.device)
+    losses = picked * mask
+    if reduction == "none":
+        return losses.reshape(logits.shape[:-1])
+    return losses.sum() / (1 if reduction == "sum" else float(valid.sum()))
+
+
+@st.composite
+def ce_case(draw):
+    lead = draw(st.sampled_from([(3,), (2, 3), (1, 4), (5,)]))
+    c = draw(st.integers(1, 5))
+    seed = draw(seeds)
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, c, lead)
+    ignore = draw(st.sampled_from([-100, 0, 7]))
+    drop = rng.random(lead) < 0.3
+    targets = np.where(drop, ignore, targets)
+    if (targets == ignore).all():  # keep a counted row (all-ignored is tested on its own)
+        ignore = -100
+    return array(seed, lead + (c,), -3, 3), targets, ignore, draw(st.sampled_from(["mean", "sum", "none"]))
+
+
+@given(ce_case())
+def test_cross_entropy(device, case):
+    x, targets, ignore, reduction = case
+    t = tl.tensor(targets, device=device)
+    out = agree(lambda z: F.cross_entropy(z, t, ignore_index=ignore, reduction=reduction),
+                lambda z: composed_cross_entropy(z, targets, ignore, reduction), [x], device)
+    # plain NumPy
+    c = x.shape[-1]
+    flat_t = targets.reshape(-1)
+    valid = flat_t != ignore
+    nll = -np_log_softmax(x.reshape(-1, c), -1)[np.arange(flat_t.size), np.where(valid, flat_t, 0)] * valid
+    expected = {"none": nll.reshape(targets.shape), "sum": nll.sum(), "mean": nll.sum() / valid.sum()}[reduction]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
+    assert tl.gradcheck(lambda z: F.cross_entropy(z, t, ignore_index=ignore, reduction=reduction), leaf(x, device))
+
+
+def test_cross_entropy_accepts_flat_targets_for_3d_logits(device):
+    x = tl.randn(2, 3, 4, device=device)
+    t = tl.randint(0, 4, (2, 3), device=device)
+    np.testing.assert_allclose(F.cross_entropy(x, t).numpy(), F.cross_entropy(x, t.reshape(-1)).numpy())
+    np.testing.assert_allclose(F.cross_entropy(x, t).numpy(), F.cross_entropy(x.reshape(6, 4), t.reshape(-1)).numpy())
+
+
+def test_cross_entropy_all_ignored_is_nan_with_zero_grad(device):
+    x = tl.randn(3, 4, device=device, requires_grad=True)
+    loss = F.cross_entropy(x, tl.tensor([-100, -100, -100], device=device))
+    assert math.isnan(loss.item())
+    F.cross_entropy(x, tl.tensor([-100, -100, -100], device=device), reduction="sum").backward()
+    assert (x.grad.numpy() == 0).all()
+
+
+def test_cross_entropy_errors():
+    x = tl.randn(4, 3)
+    with pytest.raises(ValueError, match=r"targets of shape \(3,\) do not match logits of shape \(4, 3\)"):
+        F.cross_entropy(x, tl.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="do not match"):
+        F.cross_entropy(tl.randn(2, 3, 5), tl.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="integer"):
+        F.cross_entropy(x, tl.tensor([0.0, 1.0, 2.0, 0.0]))
+    with pytest.raises(IndexError, match="target 3 is out of range for 3 classes"):
+        F.cross_entropy(x, tl.tensor([0, 1, 3, 0]))
+    with pytest.raises(IndexError, match="target -1"):
+        F.cross_entropy(x, tl.tensor([0, -1, 2, 0]))
+    with pytest.raises(ValueError, match="reduction"):
+        F.cross_entropy(x, tl.tensor([0, 1, 2, 0]), reduction="avg")
+    with pytest.raises(TypeError, match="floating-point"):
+        F.cross_entropy(tl.tensor([[1, 2]]), tl.tensor([0]))
+
+
+# ---------------------------------------------------------------- layer_norm
+@st.composite
+def ln_case(draw):
+    shape = draw(shapes(1, 3, 1, 4))
+    k = draw(st.integers(1, len(shape)))
+    if np.prod(shape[len(shape) - k:]) == 1:  # one element normalizes to 0: the gradient is degenerate
+        shape = shape[:len(shape) - k] + (2,) + shape[len(shape) - k + 1:]
+    return shape, k, draw(st.booleans()), draw(st.booleans()), draw(seeds)
+
+
+def composed_layer_norm(x, k, w=None, b=None, eps=1e-5):
+    dims = tuple(range(x.ndim - k, x.ndim))
+    mu = x.mean(dims, keepdim=True)
+    var = ((x - mu) ** 2).mean(dims, keepdim=True)
+    y = (x - mu) / (var + eps).sqrt()
+    if w is not None:
+        y = y * w
+    if b is not None:
+        y = y + b
+    return y
+
+
+@given(ln_case())
+def test_layer_norm(device, case):
+    shape, k, has_w, has_b, seed = case
+    norm = shape[len(shape) - k:]
+    arrays = [array(seed, shape)] + ([array(seed + 1, norm)] if has_w else []) + ([array(seed + 2, norm)] if has_b else [])
+
+    def split(args):
+        x, rest = args[0], list(args[1:])
+        w = rest.pop(0) if has_w else None
+        b = rest.pop(0) if has_b else None
+        return x, w, b
+
+    fused = lambda *a: F.layer_norm(split(a)[0], norm, *split(a)[1:])
+    out = agree(fused, lambda *a: composed_layer_norm(split(a)[0], k, *split(a)[1:]), arrays, device)
+    x = arrays[0]
+    axes = tuple(range(len(shape) - k, len(shape)))
+    ref = (x - x.mean(axis=axes, keepdims=True)) / np.sqrt(x.var(axis=axes, keepdims=True) + 1e-5)
+    if has_w:
+        ref = ref * arrays[1]
+    if has_b:
+        ref = ref + arrays[-1]
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-9, atol=1e-12)
+    assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
+
+
+def test_layer_norm_errors():
+    x = tl.randn(2, 3, 4)
+    with pytest.raises(ValueError, match=r"normalized_shape \(3,\) does not match .* \(2, 3, 4\)"):
+        F.layer_norm(x, 3)
+    with pytest.raises(ValueError, match="does not match"):
+        F.layer_norm(x, (2, 3, 4, 1))
+    with pytest.raises(ValueError, match=r"weight has shape \(3,\)"):
+        F.layer_norm(x, 4, weight=tl.ones(3))
+    with pytest.raises(TypeError, match="one dtype"):
+        F.layer_norm(x, 4, weight=tl.ones(4, dtype=tl.float64))
+
+
+# ---------------------------------------------------------------- embedding
+@given(st.integers(1, 6), st.integers(1, 3), shapes(0, 2, 1, 4), seeds)
+def test_embedding(device, vocab, dim, idx_shape, seed):
+    w = array(seed, (vocab, dim))
+    idx = np.random.default_rng(seed).integers(0, vocab, idx_shape)  # duplicates are likely: they must add up
+    t = tl.tensor(idx, device=device)
+    out = agree(lambda a: F.embedding(t, a), lambda a: a[t], [w], device)
+    np.testing.assert_allclose(out.numpy(), w[idx])
+    assert tl.gradcheck(lambda a: F.embedding(t, a), leaf(w, device))
+
+
+@pytest.mark.parametrize("vocab", [5, 128, 129, 1000])  # both sides of the one-hot / add.at switch
+def test_embedding_backward_large_and_small_tables(device, vocab):
+    rng = np.random.default_rng(vocab)
+    w = rng.standard_normal((vocab, 3))
+    idx = rng.integers(0, vocab, (4, 50))
+    idx[0, :10] = vocab - 1  # a row hit many times
+    t = tl.tensor(idx, device=device)
+    agree(lambda a: F.embedding(t, a), lambda a: a[t], [w], device)
+    g = rng.standard_normal((200, 3))
+    expected = np.zeros((vocab, 3))
+    np.add.at(expected, idx.reshape(-1), g)
+    np.testing.assert_allclose(F.scatter_add_rows(idx.reshape(-1), g, vocab), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_embedding_float32_gradient_dtype(device):
+    w = tl.randn(200, 4, device=device, requires_grad=True)
+    F.embedding(tl.tensor([[1, 2, 1]], device=device), w).sum().backward()
+    assert w.grad.dtype == tl.float32
+    np.testing.assert_allclose(w.grad.numpy()[1], 2 * np.ones(4))
+    assert (w.grad.numpy()[3:] == 0).all()
+
+
+def test_embedding_errors():
+    w = tl.randn(10, 3)
+    with pytest.raises(IndexError, match="index 10 is out of range for an embedding table of size 10"):
+        F.embedding(tl.tensor([[1, 10]]), w)
+    with pytest.raises(IndexError, match="index -1 is out of range .* size 10"):
+        F.embedding(tl.tensor([-1, 2]), w)
+    with pytest.raises(TypeError, match="integer"):
+        F.embedding(tl.tensor([1.0, 2.0]), w)
+    with pytest.raises(ValueError, match="2-D"):
+        F.embedding(tl.tensor([1]), tl.randn(10))
+
+
+# ---------------------------------------------------------------- dropout
+def test_dropout_gradcheck_with_a_fixed_mask(device):
+    def fn(x):
+        tl.manual_seed(123)  # the same mask at every evaluation
+        return F.dropout(x, 0.4)
+    assert tl.gradcheck(fn, leaf(array(0, (4, 5)), device))
+
+
+def test_dropout_backward_uses_the_forward_mask(device):
+    x = tl.ones(50, 40, dtype=tl.float64, device=device, requires_grad=True)
+    y = F.dropout(x, 0.3)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), y.numpy())  # x = 1, so y is the scaled mask itself
+    assert set(np.unique(y.numpy()).round(12)) <= {0.0, round(1 / 0.7, 12)}
+
+
+def test_dropout_keeps_the_expected_value(device):
+    x = tl.ones(200_000, device=device)
+    for p in (0.1, 0.5, 0.8):
+        y = F.dropout(x, p).numpy()
+        assert abs(y.mean() - 1) < 0.02
+        assert abs((y == 0).mean() - p) < 0.01
+
+
+def test_dropout_eval_and_p0_are_identity(device):
+    x = tl.randn(3, 4, device=device)
+    assert F.dropout(x, 0.5, training=False) is x
+    assert F.dropout(x, 0.0) is x
+
+
+def test_dropout_is_reproducible(device):
+    x = tl.ones(100, device=device)
+    tl.manual_seed(7)
+    a = F.dropout(x, 0.5).numpy()
+    b = F.dropout(x, 0.5).numpy()
+    tl.manual_seed(7)
+    np.testing.assert_array_equal(F.dropout(x, 0.5).numpy(), a)
+    assert not np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("p", [1.0, -0.1, 1.5, "0.5"])
+def test_dropout_bad_p(p):
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        F.dropout(tl.ones(3), p)
+
+
+# ---------------------------------------------------------------- linear
+@given(shapes(0, 2, 1, 3), st.integers(1, 4), st.integers(1, 4), st.booleans(), seeds)
+def test_linear(device, lead, n_in, n_out, has_bias, seed):
+    arrays = [array(seed, lead + (n_in,)), array(seed + 1, (n_out, n_in))] + ([array(seed + 2, (n_out,))] if has_bias else [])
+    fused = lambda x, w, *b: F.linear(x, w, *b)
+    composed = lambda x, w, *b: (x @ w.T + b[0]) if b else x @ w.T
+    out = agree(fused, composed, arrays, device)
+    ref = arrays[0] @ arrays[1].T + (arrays[2] if has_bias else 0)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12)
+    assert out.grad_fn is not None and type(out.grad_fn).__name__ == "Linear"  # one node, not matmul + add
+    assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
+
+
+def test_linear_errors():
+    with pytest.raises(ValueError, match=r"input of shape \(2, 3\) does not match weight of shape \(4, 5\)"):
+        F.linear(tl.ones(2, 3), tl.ones(4, 5))
+    with pytest.raises(ValueError, match=r"bias has shape \(5,\), expected \(4,\)"):
+        F.linear(tl.ones(2, 3), tl.ones(4, 3), tl.ones(5))
+    with pytest.raises(TypeError, match="one dtype"):
+        F.linear(tl.ones(2, 3), tl.ones(4, 3, dtype=tl.float64))
+    with pytest.raises(ValueError, match="2-D"):
+        F.linear(tl.ones(2, 3), tl.ones(3))
+
+
+def test_relu_gelu_reexported(device):
+    x = tl.tensor([-1.0, 0.5, 2.0], device=device)
+    np.testing.assert_allclose(F.relu(x).numpy(), np.maximum(x.numpy(), 0))
+    np.testing.assert_allclose(F.gelu(x).numpy(), x.gelu().numpy())
+    np.testing.assert_allclose(F.gelu(x, approximate="tanh").numpy(), x.gelu("tanh").numpy())
+
+
+# ---------------------------------------------------------------- attention
+def composed_attention(q, k, v, causal, scale, dropout=None):
+    s = (q @ k.transpose(-2, -1)) * scale
+    if causal:
+        tq, tk = s.shape[-2:]
+        s = s.masked_fill(np.triu(np.ones((tq, tk), dtype=bool), 1), -np.inf)
+    p = composed_softmax(s, -1)
+    if dropout is not None:
+        p = dropout(p)
+    return p @ v
+
+
+def np_attention(q, k, v, causal, scale):
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    if causal:
+        s = np.where(np.triu(np.ones(s.shape[-2:], dtype=bool), 1), -np.inf, s)
+    return np.exp(np_log_softmax(s, -1)) @ v
+
+
+@st.composite
+def attn_case(draw):
+    lead = draw(shapes(0, 2, 1, 2))
+    tq = draw(st.integers(1, 4))
+    tk = draw(st.integers(1, 4))
+    causal = draw(st.booleans())
+    if causal:
+        tk = tq  # causal attention is self-attention
+    hs, hv = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    scale = draw(st.sampled_from([None, 0.7]))
+    return lead, tq, tk, hs, hv, causal, scale, draw(seeds)
+
+
+@given(attn_case())
+def test_scaled_dot_product_attention(device, case):
+    lead, tq, tk, hs, hv, causal, scale, seed = case
+    arrays = [array(seed, lead + (tq, hs)), array(seed + 1, lead + (tk, hs)), array(seed + 2, lead + (tk, hv))]
+    fused = lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=causal, scale=scale)
+    s = 1 / math.sqrt(hs) if scale is None else scale
+    out = agree(fused, lambda q, k, v: composed_attention(q, k, v, causal, s), arrays, device)
+    np.testing.assert_allclose(out.numpy(), np_attention(*arrays, causal, s), rtol=1e-9, atol=1e-12)
+    assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
+
+
+def test_attention_dropout_matches_composed_with_the_same_mask(device):
+    arrays = [array(i, (2, 5, 3)) for i in range(3)]
+
+    def fused(q, k, v):
+        tl.manual_seed(5)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=0.3)
+
+    def composed(q, k, v):
+        tl.manual_seed(5)  # the same single draw of shape (2, 5, 5) gives the same mask
+        return composed_attention(q, k, v, True, 1 / math.sqrt(3), lambda p: F.dropout(p, 0.3))
+
+    out = agree(fused, composed, arrays, device)
+    no_drop = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in arrays])
+    assert not np.allclose(out.numpy(), no_drop.numpy())
+    assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
+    eval_out = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in arrays], dropout_p=0.3,
+                                              training=False)
+    np.testing.assert_allclose(eval_out.numpy(), no_drop.numpy())
+
+
+def test_attention_is_causal(device):
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 6, 4)) for _ in range(3))
+    base = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in (q, k, v)]).numpy()
+    t = 2
+    changed = [a.copy() for a in (q, k, v)]
+    for a in changed:
+        a[:, t + 1:] += rng.standard_normal(a[:, t + 1:].shape) * 10
+    out = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in changed]).numpy()
+    np.testing.assert_allclose(out[:, :t + 1], base[:, :t + 1], rtol=1e-12)
+    assert not np.allclose(out[:, t + 1:], base[:, t + 1:])
+    # and no gradient flows from the output at t to keys/values after t
+    leaves = [leaf(a, device) for a in (q, k, v)]
+    F.scaled_dot_product_attention(*leaves)[:, t].sum().backward()
+    for x in leaves[1:]:
+        assert (x.grad.numpy()[:, t + 1:] == 0).all()
+
+
+def test_attention_errors():
+    q = tl.ones(2, 4, 3)
+    with pytest.raises(ValueError, match="same leading dimensions"):
+        F.scaled_dot_product_attention(q, tl.ones(3, 4, 3), tl.ones(3, 4, 3))
+    with pytest.raises(ValueError, match="head size"):
+        F.scaled_dot_product_attention(q, tl.ones(2, 4, 2), tl.ones(2, 4, 3))
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        F.scaled_dot_product_attention(q, q, q, dropout_p=1.0)
+    with pytest.raises(ValueError, match="at least 2-D"):
+        F.scaled_dot_product_attention(tl.ones(3), tl.ones(3), tl.ones(3))
