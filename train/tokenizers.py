@@ -1,4 +1,24 @@
-"""Tokenizers: text <-> integer ids. Each one saves itself as a JSON-able dict for checkpoints."""
+"""Tokenizers: text <-> integer ids. Each one saves itself as a JSON-able dict for checkpoints.
+
+CharTokenizer   one id per character. Built from the text itself (`from_text`) or from character counts
+                (`from_counts`), where characters rarer than a threshold share one unknown token so a
+                web corpus does not yield a 50,000-symbol alphabet.
+BPETokenizer    byte-level byte-pair encoding trained from scratch: 256 byte tokens, then one token per
+                learned merge, then one end-of-text token. Lossless for any string without lone surrogates.
+
+Both offer `encode(text) -> list`, `encode_array(text) -> np.ndarray` (the fast path for big corpora),
+`encode_stream([(text, ends_document), ...])` (many documents at once, each followed by the tokenizer's
+document separator), `decode(ids)`, `vocab_size`, `to_dict()` / `from_dict()`.
+"""
+import heapq
+import re
+from collections import Counter
+from itertools import chain, repeat
+
+import numpy as np
+
+N_CODEPOINTS = 0x110000
+UNKNOWN_CHAR = "\ufffd"  # what an unknown character decodes to: the Unicode replacement character
 
 
 class UnknownCharacterError(ValueError):
@@ -11,18 +31,56 @@ class UnknownCharacterError(ValueError):
                          "Remove them, or drop them with --unknown skip.")
 
 
+def _codepoints(text):
+    """The code points of `text` as a uint32 array (lone surrogates pass through as themselves)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _check_unknown(unknown):
+    if unknown not in ("error", "skip"):
+        raise ValueError(f"unknown={unknown!r}: expected 'error' or 'skip'")
+
+
 class CharTokenizer:
-    """Vocabulary = the sorted distinct characters of the corpus; id = position in it."""
+    """Vocabulary = sorted characters; id = position in it. With `unk`, unseen characters map to that one token.
+
+    Without an unknown token, encode(unknown='error') raises UnknownCharacterError on characters outside the
+    vocabulary and unknown='skip' drops them. With one, both map such characters to it (it decodes as `unk`,
+    by default U+FFFD), except that 'skip' still drops them.
+    """
 
     kind = "char"
+    separator = "\n\n"  # between documents of a prepared corpus
 
-    def __init__(self, chars):
+    def __init__(self, chars, unk=None):
         self.chars = list(chars)
         self.stoi = {c: i for i, c in enumerate(self.chars)}
+        if len(self.stoi) != len(self.chars):
+            raise ValueError("CharTokenizer: the vocabulary lists some character twice")
+        if unk is not None and unk not in self.stoi:
+            raise ValueError(f"CharTokenizer: unknown token {unk!r} is not in the vocabulary")
+        self.unk = unk
+        self.unk_id = None if unk is None else self.stoi[unk]
+        self._lut = None
 
     @classmethod
     def from_text(cls, text):
         return cls(sorted(set(text)))
+
+    @classmethod
+    def from_counts(cls, counts, min_count=1, keep="\n", unk=UNKNOWN_CHAR):
+        """Vocabulary from {char: count}: characters seen fewer than `min_count` times become `unk`.
+
+        Characters in `keep` (the document separator) are always in. The unknown token is added only when
+        some character was dropped; it is the character `unk` itself, so decoding stays readable.
+        """
+        if min_count < 1:
+            raise ValueError(f"min_count must be >= 1, got {min_count}")
+        kept = {c for c, n in counts.items() if n >= min_count} | set(keep)
+        dropped = any(c not in kept for c, n in counts.items() if n > 0)
+        if dropped:
+            kept.add(unk)
+        return cls(sorted(kept), unk=unk if dropped else None)
 
     @property
     def vocab_size(self):
@@ -31,30 +89,293 @@ class CharTokenizer:
     def unknown(self, text):
         return sorted({c for c in text if c not in self.stoi})
 
+    def _table(self):
+        # One int32 entry per Unicode code point (4.4 MB): encoding is then a single gather.
+        if self._lut is None:
+            lut = np.full(N_CODEPOINTS, -1 if self.unk_id is None else self.unk_id, dtype=np.int32)
+            lut[_codepoints("".join(self.chars))] = np.arange(len(self.chars), dtype=np.int32)
+            self._lut = lut
+        return self._lut
+
+    def encode_array(self, text, unknown="error"):
+        """int32 array of ids; see the class docstring for `unknown`."""
+        _check_unknown(unknown)
+        cps = _codepoints(text)
+        if unknown == "skip" and self.unk_id is not None:
+            lut = self._table().copy()
+            lut[lut == self.unk_id] = -1
+            lut[ord(self.unk)] = self.unk_id  # the unknown character itself is a known character
+        else:
+            lut = self._table()
+        ids = lut[cps]
+        if self.unk_id is None or unknown == "skip":
+            missing = ids < 0
+            if missing.any():
+                if unknown == "skip":
+                    return ids[~missing]
+                raise UnknownCharacterError(chr(c) for c in np.unique(cps[missing]).tolist())
+        return ids
+
     def encode(self, text, unknown="error"):
-        """List of ids. unknown='error' raises UnknownCharacterError, 'skip' drops such characters."""
-        if unknown == "skip":
-            return [self.stoi[c] for c in text if c in self.stoi]
-        try:
-            return [self.stoi[c] for c in text]
-        except KeyError:
-            raise UnknownCharacterError(self.unknown(text)) from None
+        """List of ids. unknown='error' raises UnknownCharacterError (unless there is an unknown token),
+        'skip' drops such characters."""
+        return self.encode_array(text, unknown).tolist()
+
+    def encode_stream(self, pieces):
+        """Ids of many (text, ends_document) pieces at once, `separator` after each document's last piece."""
+        sep = self.separator
+        return self.encode_array("".join(t + sep if end else t for t, end in pieces))
 
     def decode(self, ids):
-        return "".join(self.chars[int(i)] for i in ids)
+        chars = self.chars
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()
+        try:
+            return "".join([chars[i] for i in ids])
+        except (IndexError, TypeError):
+            bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < len(chars)]
+            raise ValueError(f"decode: id(s) {bad[:10]} outside the vocabulary of {len(chars)}") from None
 
     def to_dict(self):
-        return {"kind": self.kind, "chars": "".join(self.chars)}
+        d = {"kind": self.kind, "chars": "".join(self.chars)}
+        if self.unk is not None:
+            d["unk"] = self.unk
+        return d
 
     @classmethod
     def from_dict(cls, d):
-        return cls(list(d["chars"]))
+        return cls(list(d["chars"]), unk=d.get("unk"))
+
+
+# GPT-2's pre-tokenizer splits text into contractions, words, numbers, punctuation runs and whitespace, each
+# word keeping its leading space. GPT-2 writes it with \p{L} / \p{N}, which the stdlib `re` lacks:
+# [^\W\d_] is "a word character that is not a digit or underscore" (letters, plus other numerics such as ½),
+# \d is a decimal digit, and (?:[^\s\w]|_) is everything else that is not whitespace. The alternatives
+# together match every character, so joining the pieces gives back the text (tests check this).
+GPT2_SPLIT = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
+EOT = "<|endoftext|>"
+_NO_RANK = 1 << 62
+
+
+def _merge(ids, pair, new):
+    """Replace every non-overlapping occurrence of `pair`, left to right, by `new`."""
+    a, b = pair
+    out = []
+    i, n = 0, len(ids)
+    while i < n:
+        if ids[i] == a and i + 1 < n and ids[i + 1] == b:
+            out.append(new)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
+
+
+class _PieceCache(dict):
+    """pre-token string -> tuple of ids; misses are encoded on the fly."""
+
+    def __init__(self, encode_piece):
+        super().__init__()
+        self.encode_piece = encode_piece
+
+    def __missing__(self, piece):
+        ids = self[piece] = self.encode_piece(piece)
+        return ids
+
+
+class BPETokenizer:
+    """Byte-level BPE: ids 0..255 are bytes, 256+r is the r-th merge, the last id is the end-of-text token.
+
+    Encoding splits text with the pre-tokenizer pattern, turns each piece into UTF-8 bytes and applies the
+    merges in rank order (lowest rank first, every occurrence of that pair left to right), exactly as
+    training applied them. Pieces repeat a lot in real text, so their encodings are cached.
+    """
+
+    kind = "bpe"
+    CACHE_LIMIT = 1 << 20  # pieces; the cache is cleared when it grows past this, so memory stays bounded
+    LONG_PIECE = 48        # bytes; longer pieces use the heap-based merge (linear-ish instead of quadratic)
+
+    def __init__(self, merges, pattern=GPT2_SPLIT, eot=EOT):
+        self.merges = [tuple(int(x) for x in m) for m in merges]
+        for r, m in enumerate(self.merges):
+            if len(m) != 2 or not all(0 <= x < 256 + r for x in m):
+                raise ValueError(f"BPETokenizer: merge {r} = {m} must join two ids below {256 + r}")
+        self.ranks = {m: r for r, m in enumerate(self.merges)}
+        if len(self.ranks) != len(self.merges):
+            raise ValueError("BPETokenizer: the same pair is merged twice")
+        self.pattern = pattern
+        self.regex = re.compile(pattern)
+        self.eot = eot
+        self.eot_id = 256 + len(self.merges)
+        table = [bytes([i]) for i in range(256)]
+        for a, b in self.merges:
+            table.append(table[a] + table[b])
+        table.append(eot.encode("utf-8"))
+        self.token_bytes = table
+        self._cache = _PieceCache(self._encode_piece)
+
+    @property
+    def vocab_size(self):
+        return 256 + len(self.merges) + 1
+
+    @property
+    def separator(self):
+        return self.eot
+
+    # ---------------------------------------------------------------- training
+    @classmethod
+    def train(cls, texts, vocab_size, pattern=GPT2_SPLIT, eot=EOT, min_pair_count=2):
+        """Learn vocab_size - 257 merges from an iterable of strings (fewer if pairs run out).
+
+        Pair counts are kept up to date incrementally: a merge only touches the distinct words that contain
+        the pair (found through an index pair -> words), and the best pair comes from a max-heap with lazy
+        deletion. Ties between equally frequent pairs go to the smallest (left id, right id), so training
+        on the same input always gives the same merges.
+        """
+        if vocab_size < 257:
+            raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}")
+        regex = re.compile(pattern)
+        counts = Counter()
+        for text in texts:
+            counts.update(regex.findall(text))
+        words = [list(w.encode("utf-8", "surrogatepass")) for w in counts]
+        freqs = list(counts.values())
+        pair_counts = Counter()
+        where = {}  # pair -> indices of words that contain (or once contained) it
+        for wi, w in enumerate(words):
+            f = freqs[wi]
+            for p in zip(w, w[1:]):
+                pair_counts[p] += f
+                where.setdefault(p, set()).add(wi)
+        heap = [(-c, p) for p, c in pair_counts.items()]
+        heapq.heapify(heap)
+        merges = []
+        while len(merges) < vocab_size - 257 and heap:
+            negc, pair = heapq.heappop(heap)
+            count = pair_counts.get(pair, 0)
+            if count != -negc:
+                continue  # stale entry: the pair's current count was pushed separately
+            if count < min_pair_count:
+                break
+            new = 256 + len(merges)
+            merges.append(pair)
+            delta = Counter()
+            for wi in where.pop(pair):
+                w = words[wi]
+                if len(w) < 2:
+                    continue
+                merged = _merge(w, pair, new)
+                if len(merged) == len(w):
+                    continue  # the index is a superset: this word lost the pair in an earlier merge
+                f = freqs[wi]
+                for p in zip(w, w[1:]):
+                    delta[p] -= f
+                for p in zip(merged, merged[1:]):
+                    delta[p] += f
+                    where.setdefault(p, set()).add(wi)
+                words[wi] = merged
+            for p, d in delta.items():
+                if d == 0:
+                    continue
+                c = pair_counts[p] + d
+                if c > 0:
+                    pair_counts[p] = c
+                    heapq.heappush(heap, (-c, p))
+                else:
+                    del pair_counts[p]
+            pair_counts.pop(pair, None)
+        return cls(merges, pattern=pattern, eot=eot)
+
+    # ---------------------------------------------------------------- encoding
+    def _encode_piece(self, piece):
+        ids = list(piece.encode("utf-8", "surrogatepass"))
+        if len(ids) > self.LONG_PIECE:
+            return self._encode_long(ids)
+        get, merges, none = self.ranks.get, self.merges, repeat(_NO_RANK)
+        while len(ids) > 1:
+            r = min(map(get, zip(ids, ids[1:]), none))
+            if r == _NO_RANK:
+                break
+            ids = _merge(ids, merges[r], 256 + r)
+        return tuple(ids)
+
+    def _encode_long(self, ids):
+        # Same result as _encode_piece: a heap of (rank, position) over a linked list of tokens, so each merge
+        # costs O(log n). Equal ranks pop leftmost first; a merge's new pairs always have larger ranks.
+        ranks = self.ranks
+        n = len(ids)
+        val, nxt, prv = list(ids), list(range(1, n + 1)), list(range(-1, n - 1))
+        nxt[-1] = -1
+        heap = [(ranks[p], i) for i, p in enumerate(zip(ids, ids[1:])) if p in ranks]
+        heapq.heapify(heap)
+        alive = [True] * n
+        while heap:
+            r, i = heapq.heappop(heap)
+            j = nxt[i] if alive[i] else -1
+            if j < 0 or ranks.get((val[i], val[j])) != r:
+                continue
+            val[i] = 256 + r
+            alive[j] = False
+            nxt[i] = nxt[j]
+            if nxt[j] >= 0:
+                prv[nxt[j]] = i
+                q = ranks.get((val[i], val[nxt[j]]))
+                if q is not None:
+                    heapq.heappush(heap, (q, i))
+            if prv[i] >= 0:
+                q = ranks.get((val[prv[i]], val[i]))
+                if q is not None:
+                    heapq.heappush(heap, (q, prv[i]))
+        return tuple(v for v, a in zip(val, alive) if a)
+
+    def encode_array(self, text, unknown="error"):
+        """int32 array of ids (`unknown` is accepted for a common signature: bytes are never unknown)."""
+        _check_unknown(unknown)
+        cache = self._cache
+        if len(cache) > self.CACHE_LIMIT:
+            cache.clear()
+        pieces = self.regex.findall(text)
+        return np.fromiter(chain.from_iterable(map(cache.__getitem__, pieces)), dtype=np.int32)
+
+    def encode(self, text, unknown="error"):
+        """List of ids. The end-of-text token is never produced from text: '<|endoftext|>' in text is bytes."""
+        return self.encode_array(text, unknown).tolist()
+
+    def encode_stream(self, pieces):
+        """Ids of many (text, ends_document) pieces at once, the end-of-text token after each document."""
+        cache = self._cache
+        if len(cache) > self.CACHE_LIMIT:
+            cache.clear()
+        split, get, eot = self.regex.findall, cache.__getitem__, (self.eot_id,)
+        parts = (chain(chain.from_iterable(map(get, split(t))), eot if end else ()) for t, end in pieces)
+        return np.fromiter(chain.from_iterable(parts), dtype=np.int32)
+
+    def decode(self, ids):
+        """Text of the ids; byte sequences that are not valid UTF-8 (a cut-off sample) become U+FFFD."""
+        if isinstance(ids, np.ndarray):
+            ids = ids.tolist()
+        table = self.token_bytes
+        try:
+            data = b"".join([table[i] for i in ids])
+        except (IndexError, TypeError):
+            bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < len(table)]
+            raise ValueError(f"decode: id(s) {bad[:10]} outside the vocabulary of {len(table)}") from None
+        return data.decode("utf-8", errors="replace")
+
+    def to_dict(self):
+        return {"kind": self.kind, "merges": [list(m) for m in self.merges], "pattern": self.pattern,
+                "eot": self.eot}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["merges"], pattern=d.get("pattern", GPT2_SPLIT), eot=d.get("eot", EOT))
 
 
 def tokenizer_from_dict(d):
     """Rebuild whichever tokenizer a checkpoint or meta.json describes."""
-    kinds = {CharTokenizer.kind: CharTokenizer}
+    kinds = {CharTokenizer.kind: CharTokenizer, BPETokenizer.kind: BPETokenizer}
     try:
         return kinds[d["kind"]].from_dict(d)
-    except KeyError:
+    except (KeyError, TypeError):
         raise ValueError(f"unknown tokenizer description {str(d)[:80]!r}: expected kind in {sorted(kinds)}") from None
