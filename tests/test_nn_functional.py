@@ -236,7 +236,7 @@ def test_embedding(device, vocab, dim, idx_shape, seed):
     assert tl.gradcheck(lambda a: F.embedding(t, a), leaf(w, device))
 
 
-@pytest.mark.parametrize("vocab", [5, 128, 129, 1000])  # both sides of the one-hot / add.at switch
+@pytest.mark.parametrize("vocab", [1, 5, 128, 129, 1000])  # both sides of the reduceat / add.at switch
 def test_embedding_backward_large_and_small_tables(device, vocab):
     rng = np.random.default_rng(vocab)
     w = rng.standard_normal((vocab, 3))

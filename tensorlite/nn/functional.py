@@ -228,33 +228,34 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 # ---------------------------------------------------------------- embedding
-# Below this many rows the scatter-add of the backward is a one-hot matrix product
-# (one BLAS call); above it, a one-hot matrix would cost rows x positions memory.
-ONE_HOT_MAX_ROWS = 128
-
-
 def scatter_add_rows(idx, g, num_rows):
     """out[r] = sum of g[n] over all n with idx[n] == r, for idx (N,) and g (N, D).
 
-    NumPy's add.at on 2-D arrays loops row by row in Python-free but slow code;
-    two faster forms are used instead (see the embedding timing in the docs):
-    a one-hot product for small tables, and a 1-D add.at over flat element
-    offsets (NumPy >= 1.25 has a fast path for 1-D ufunc.at) for large ones.
-    On CuPy add.at is an atomic scatter-add kernel, fast as it is.
+    This is the embedding's backward. NumPy's ``np.add.at(out, idx, g)`` on a 2-D
+    array does it one row at a time and is ~50x slower than the forward, so on
+    the CPU (measured at N = 2048, D = 384):
+    - few distinct rows (a character vocabulary): sort the positions by row so
+      equal rows are adjacent, and sum each run with one ``np.add.reduceat``;
+    - many distinct rows: ``np.add.at`` on the FLAT array, with one offset per
+      element (NumPy >= 1.25 has a fast path for 1-D ufunc.at).
+    Both are single-threaded, so they stay fast on a busy machine; a one-hot
+    matrix product was no faster single-threaded and erratic under load.
+    On CuPy ``add.at`` is an atomic scatter-add kernel, fast as it is.
     """
     xp = backend.get_array_module(g)
     n, d = g.shape
+    out = xp.zeros((num_rows, d), dtype=g.dtype)
     if xp is not np:
-        out = xp.zeros((num_rows, d), dtype=g.dtype)
         xp.add.at(out, idx, g)
         return out
-    if num_rows <= ONE_HOT_MAX_ROWS:
-        one_hot = np.zeros((num_rows, n), dtype=g.dtype)
-        one_hot[idx, np.arange(n)] = 1
-        return one_hot @ g
-    out = np.zeros((num_rows, d), dtype=g.dtype)
-    flat = (idx[:, None] * d + np.arange(d)).reshape(-1)
-    np.add.at(out.reshape(-1), flat, g.reshape(-1))
+    order = np.argsort(idx, kind="stable")
+    rows = idx[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # where each run of one row begins
+    if len(starts) <= n // 16:
+        out[rows[starts]] = np.add.reduceat(np.take(g, order, axis=0), starts, axis=0)
+    else:
+        flat = (idx[:, None] * d + np.arange(d)).reshape(-1)
+        np.add.at(out.reshape(-1), flat, g.reshape(-1))
     return out
 
 
