@@ -51,27 +51,31 @@ class AdamW(Optimizer):
                 bc2_sqrt = math.sqrt(1 - beta2 ** t)
                 decay = 1 - lr * wd
                 g, m, v = p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data
-                if self._use_fused(p):
-                    with backend.device_context(p.device):
+                with backend.device_context(p.device):
+                    if self._use_fused(p):
                         _fused_kernel(p.xp)(g, decay, 1 - beta1, beta2, 1 - beta2, step_size, bc2_sqrt, eps,
                                             p.data, m, v)
-                    continue
-                xp, tmp = p.xp, self.scratch(p)
-                if wd != 0:
-                    p.data *= decay
-                xp.subtract(g, m, out=tmp)      # m += (1 - beta1) (g - m)
-                tmp *= 1 - beta1
-                m += tmp
-                xp.multiply(g, g, out=tmp)      # v = beta2 v + (1 - beta2) g^2
-                tmp *= 1 - beta2
-                v *= beta2
-                v += tmp
-                xp.sqrt(v, out=tmp)             # denominator sqrt(v) / sqrt(bc2) + eps
-                tmp /= bc2_sqrt
-                tmp += eps
-                xp.divide(m, tmp, out=tmp)
-                tmp *= step_size
-                p.data -= tmp
+                    else:
+                        self._update(p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps)
+
+    def _update(self, p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps):
+        """The same update as the fused kernel, as in-place array operations into one scratch buffer."""
+        xp, tmp = p.xp, self.scratch(p)
+        if wd != 0:
+            p.data *= decay
+        xp.subtract(g, m, out=tmp)      # m += (1 - beta1) (g - m)
+        tmp *= 1 - beta1
+        m += tmp
+        xp.multiply(g, g, out=tmp)      # v = beta2 v + (1 - beta2) g^2
+        tmp *= 1 - beta2
+        v *= beta2
+        v += tmp
+        xp.sqrt(v, out=tmp)             # denominator sqrt(v) / sqrt(bc2) + eps
+        tmp /= bc2_sqrt
+        tmp += eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p.data -= tmp
 
     def _use_fused(self, p):
         if p.device == "cpu" or self.fused is False:
