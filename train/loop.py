@@ -243,7 +243,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                                    f"{last_path}. Try a lower --learning_rate or --grad_clip 1.0.")
         record = {"step": state.step, "train_loss": losses["train"], "val_loss": losses["val"],
                   "lr": lr_at(cfg, state.step), "tokens": state.step * tokens_per_step,
-                  "time": round(time.time() - started, 2)}
+                  "time": round(time.time() - started, 2), "cpu_time": round(time.process_time() - cpu_started, 2)}
         state.history.append(record)
         state.last_eval_step = state.step
         improved = losses["val"] < state.best_val_loss
@@ -258,7 +258,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
               f"   [{(time.time() - started) / 60:.1f} min]" + (" (best)" if improved else ""))
 
     os.makedirs(out_dir, exist_ok=True)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     model.train()
     bar = tqdm(total=cfg.max_iters, initial=state.step, desc="training", unit="step", dynamic_ncols=True,
                mininterval=1.0, disable=None)
