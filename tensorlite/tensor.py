@@ -305,7 +305,7 @@ class Tensor:
         return self._binary(E.Pow, other, reverse=True)
 
     def __matmul__(self, other):
-        return matmul(self, other)
+        return matmul(self, self._other(other))  # x @ ndarray works, like x * ndarray and ndarray @ x
 
     def __rmatmul__(self, other):
         return matmul(self._other(other), self)
@@ -465,7 +465,7 @@ class Tensor:
         if dim is None or not isinstance(dim, int):
             return values
         index = (self.xp.argmin if is_min else self.xp.argmax)(self.data, axis=dim)
-        if keepdim:
+        if keepdim and self.ndim:  # (a 0-d tensor has no axis to keep: its index stays 0-d, like its value)
             index = self.xp.expand_dims(index, dim)
         return ReturnTypes(values, Tensor._wrap(index.astype(int64), self.device))
 
