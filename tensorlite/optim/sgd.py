@@ -6,7 +6,7 @@
     d = d + momentum * b      if nesterov, else  d = b
     p = p - lr * d
 """
-from .. import autograd
+from .. import autograd, backend
 from ..tensor import Tensor
 from .optimizer import Optimizer, _required, hyper
 
@@ -27,20 +27,21 @@ class SGD(Optimizer):
             lr, momentum, wd = hyper(group, "lr"), hyper(group, "momentum"), hyper(group, "weight_decay")
             dampening, nesterov = hyper(group, "dampening"), group["nesterov"]
             for p in self.params_with_grad(group):
-                d = p.grad.data
-                if wd != 0:
-                    d = p.xp.multiply(p.data, wd, out=self.scratch(p))
-                    d += p.grad.data
-                if momentum != 0:
-                    state = self.state.setdefault(p, {})
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = Tensor._wrap(d.copy(), p.device)
-                    else:
-                        buf.data *= momentum
-                        buf.data += (1 - dampening) * d
-                    if nesterov:
-                        d = d + momentum * buf.data
-                    else:
-                        d = buf.data
-                p.data -= lr * d
+                with backend.device_context(p.device):
+                    self._update(p, lr, momentum, dampening, wd, nesterov)
+
+    def _update(self, p, lr, momentum, dampening, wd, nesterov):
+        d = p.grad.data
+        if wd != 0:
+            d = p.xp.multiply(p.data, wd, out=self.scratch(p))
+            d += p.grad.data
+        if momentum != 0:
+            state = self.state.setdefault(p, {})
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = Tensor._wrap(d.copy(), p.device)
+            else:
+                buf.data *= momentum
+                buf.data += (1 - dampening) * d
+            d = d + momentum * buf.data if nesterov else buf.data
+        p.data -= lr * d
