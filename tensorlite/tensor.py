@@ -549,7 +549,11 @@ class Tensor:
 
     def expand(self, *shape):
         shape = _shape_args(shape)
-        shape = tuple(self.shape[i - len(shape) + self.ndim] if n == -1 else n for i, n in enumerate(shape))
+        lead = len(shape) - self.ndim  # new leading axes have no size to keep, so -1 is not allowed there
+        if -1 in shape[:max(lead, 0)]:
+            raise RuntimeError(f"expand{shape}: -1 (keep the size) is not allowed in a new leading dimension "
+                               f"of a tensor of shape {self.shape}")
+        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
         return self.broadcast_to(shape)
 
     def broadcast_to(self, shape):
@@ -789,5 +793,7 @@ def split(t, split_size_or_sections, dim=0):
 
 
 def chunk(t, chunks, dim=0):
+    if chunks <= 0:
+        raise ValueError(f"chunk(): the number of chunks must be positive, got {chunks}")
     n = t.shape[dim]
     return split(t, -(-n // chunks), dim)

@@ -336,6 +336,8 @@ def test_expand_to_an_incompatible_shape(device):
         tl.ones(2, 3, device=device).expand(2, 4)
     with pytest.raises(RuntimeError, match=r"\(2, 3\).*\(3,\)"):
         tl.ones(2, 3, device=device).broadcast_to((3,))
+    with pytest.raises(RuntimeError, match="leading"):
+        tl.ones(3, device=device).expand(-1, 3)
 
 
 def test_split_sections_must_add_up(device):
@@ -343,3 +345,9 @@ def test_split_sections_must_add_up(device):
         tl.ones(3, 2, device=device).split([1, 1])
     with pytest.raises(ValueError, match="positive"):
         tl.ones(3, device=device).split(0)
+
+
+@pytest.mark.parametrize("chunks", [0, -2])
+def test_chunk_count_must_be_positive(device, chunks):
+    with pytest.raises(ValueError, match=f"got {chunks}"):
+        tl.ones(4, device=device).chunk(chunks)
