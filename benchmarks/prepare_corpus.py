@@ -1,0 +1,200 @@
+"""Benchmark corpus preparation (train/prepare.py) and the BPE tokenizer on a synthetic OpenWebText.
+
+    python benchmarks/prepare_corpus.py [--size_mb 1024] [--bpe_vocab 8192] [--workdir DIR] [--keep]
+
+1. Generates an OpenWebText-shaped corpus of --size_mb MB of uncompressed text in a temporary directory:
+   outer `.tar` subsets holding `.xz` files (each an xz-compressed tar of `.txt` documents), a few top-level
+   such `.xz` files and a few plain `.xz` text files. The text is words drawn from a Zipf distribution over
+   the vocabulary of /work/shared/data/sherlock_holmes.txt (or a generated word list), so it compresses
+   roughly like real text. xz preset 0 keeps generation quick.
+2. Runs `python -m train.prepare openwebtext --tokenizer char` on it as a child process and reports the
+   throughput in MB/s of uncompressed text and the child's peak memory (VmHWM, i.e. peak RSS).
+3. Trains a BPE tokenizer on --bpe_sample_mb of the text (time), measures its encode speed in MB/s (cold
+   and warm piece cache), and runs the preparation with --tokenizer bpe on a --bpe_prepare_mb corpus.
+"""
+import argparse
+import io
+import json
+import lzma
+import os
+import re
+import shutil
+import string
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from train.tokenizers import BPETokenizer  # noqa: E402
+
+SHERLOCK = Path("/work/shared/data/sherlock_holmes.txt")
+
+
+def word_list(rng):
+    """Words ranked by frequency: from the Sherlock Holmes text if present, else made up."""
+    if SHERLOCK.exists():
+        words, counts = np.unique(re.findall(r"\w+|[^\w\s]", SHERLOCK.read_text(encoding="utf-8")),
+                                  return_counts=True)
+        return list(words[np.argsort(-counts, kind="stable")])
+    letters = np.array(list(string.ascii_lowercase))
+    return ["".join(rng.choice(letters, size=rng.integers(1, 10))) for _ in range(20000)]
+
+
+def text_pool(rng, n_chars):
+    """About n_chars of Zipf-distributed words with paragraph breaks."""
+    words = np.array(word_list(rng), dtype=object)
+    ranks = np.arange(1, len(words) + 1)
+    p = 1.0 / (ranks + 2.7)  # Zipf-Mandelbrot
+    p /= p.sum()
+    n_words = n_chars // 5
+    idx = rng.choice(len(words), size=n_words, p=p)
+    toks = words[idx]
+    breaks = rng.random(n_words) < 1 / 80
+    toks = np.where(breaks, toks + "\n\n", toks + " ")
+    return "".join(toks.tolist())
+
+
+def xz_tar(docs, preset):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
+        for i, d in enumerate(docs):
+            ti = tarfile.TarInfo(f"{i:07d}-{abs(hash(d[:20])) % 10**8:08x}.txt")
+            ti.size = len(d)
+            t.addfile(ti, io.BytesIO(d))
+    return lzma.compress(buf.getvalue(), preset=preset)
+
+
+def make_corpus(root, size_mb, seed=0, preset=0, docs_per_xz=200, xz_per_subset=100):
+    """Write the corpus under root; returns (uncompressed bytes, compressed bytes, seconds)."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    pool = text_pool(rng, 48 << 20).encode("utf-8")
+    root.mkdir(parents=True, exist_ok=True)
+    total, target = 0, size_mb << 20
+    def doc():
+        n = int(min(max(rng.lognormal(8.3, 0.8), 200), 200_000))
+        start = int(rng.integers(0, len(pool) - n))
+        start = pool.find(b" ", start) + 1
+        return pool[start:start + n]
+    subset = 0
+    while total < target:
+        outer = root / f"urlsf_subset{subset:02d}.tar"
+        with tarfile.open(outer, "w") as t:
+            for k in range(xz_per_subset):
+                if total >= target:
+                    break
+                docs = [doc() for _ in range(docs_per_xz)]
+                total += sum(map(len, docs))
+                data = xz_tar(docs, preset)
+                ti = tarfile.TarInfo(f"openwebtext/urlsf_subset{subset:02d}-{k}_data.xz")
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+        subset += 1
+    for k in range(3):  # top-level xz-of-tar files and plain xz text files, as other copies have them
+        docs = [doc() for _ in range(docs_per_xz)]
+        total += sum(map(len, docs))
+        (root / f"extra-{k}_data.xz").write_bytes(xz_tar(docs, preset))
+        d = doc()
+        total += len(d)
+        (root / f"plain-{k}.xz").write_bytes(lzma.compress(d, preset=preset))
+    compressed = sum(p.stat().st_size for p in root.iterdir())
+    return total, compressed, time.perf_counter() - t0
+
+
+def run_prepare(src, out, *extra):
+    """Run the preparation as a child process; (seconds, the child's peak RSS in MB, meta)."""
+    # VmHWM (peak RSS of this process image) rather than ru_maxrss: Linux carries ru_maxrss across exec, so
+    # the child would report the memory of the benchmark process it was forked from.
+    code = ("import resource, sys; from train.prepare import main; rc = main(sys.argv[1:]); "
+            "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]; "
+            "print('MAXRSS', hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
+            "sys.exit(rc)")
+    cmd = [sys.executable, "-c", code, "openwebtext", "--src", str(src), "--out", str(out), "--quiet", "--force",
+           *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    rss_kib = int(proc.stdout.split("MAXRSS")[-1])  # both are in KiB on Linux
+    meta = json.loads((Path(out) / "meta.json").read_text())
+    return seconds, rss_kib / 1024, meta
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size_mb", type=int, default=1024)
+    ap.add_argument("--bpe_vocab", type=int, default=8192)
+    ap.add_argument("--bpe_sample_mb", type=int, default=10)
+    ap.add_argument("--encode_mb", type=int, default=32)
+    ap.add_argument("--bpe_prepare_mb", type=int, default=64)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
+    ap.add_argument("--skip_char", action="store_true")
+    args = ap.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="prepare_bench_"))
+    results = {}
+    try:
+        if not args.skip_char:
+            raw, comp, gen_s = make_corpus(work / "owt", args.size_mb)
+            print(f"corpus: {raw / 1e6:.0f} MB text, {comp / 1e6:.0f} MB compressed, generated in {gen_s:.0f} s",
+                  flush=True)
+            secs, rss, meta = run_prepare(work / "owt", work / "out_char", "--min_char_count", "1000")
+            shutil.rmtree(work / "out_char", ignore_errors=True)
+            results["char"] = {"text_MB": raw / 1e6, "compressed_MB": comp / 1e6, "seconds": secs,
+                               "MB_per_s": raw / 1e6 / secs, "peak_rss_MB": rss,
+                               "encode_pass_seconds": meta["encode_seconds"],
+                               "tokens": meta["counts"]["train_tokens"] + meta["counts"]["val_tokens"],
+                               "vocab_size": meta["vocab_size"]}
+            print(f"char prepare: {raw / 1e6:.0f} MB in {secs:.1f} s = {raw / 1e6 / secs:.1f} MB/s "
+                  f"(two passes; encoding pass {meta['encode_seconds']:.1f} s), peak RSS {rss:.0f} MB, "
+                  f"vocab {meta['vocab_size']}", flush=True)
+            shutil.rmtree(work / "owt", ignore_errors=True)
+
+        rng = np.random.default_rng(1)
+        text = text_pool(rng, (args.bpe_sample_mb + args.encode_mb) << 20)
+        cut = text.index(" ", args.bpe_sample_mb << 20)
+        sample, rest = text[:cut], text[cut:]
+        docs = [sample[i:i + 5000] for i in range(0, len(sample), 5000)]
+        t0 = time.perf_counter()
+        tok = BPETokenizer.train(docs, args.bpe_vocab)
+        train_s = time.perf_counter() - t0
+        pieces = [(rest[i:i + 5000], True) for i in range(0, len(rest), 5000)]
+        nbytes = len(rest.encode("utf-8"))
+        speeds = []
+        for _ in range(2):  # first run fills the piece cache, second reuses it
+            t0 = time.perf_counter()
+            ids = tok.encode_stream(pieces)
+            speeds.append(nbytes / 1e6 / (time.perf_counter() - t0))
+        results["bpe"] = {"vocab_size": tok.vocab_size, "sample_MB": len(sample) / 1e6, "train_seconds": train_s,
+                          "encode_MB_per_s_cold": speeds[0], "encode_MB_per_s_warm": speeds[1],
+                          "bytes_per_token": nbytes / len(ids)}
+        print(f"BPE: trained {tok.vocab_size} tokens on {len(sample) / 1e6:.1f} MB in {train_s:.1f} s; "
+              f"encode {speeds[0]:.1f} MB/s (cold cache), {speeds[1]:.1f} MB/s (warm), "
+              f"{nbytes / len(ids):.2f} bytes/token", flush=True)
+
+        if args.bpe_prepare_mb:
+            raw, comp, _ = make_corpus(work / "owt_small", args.bpe_prepare_mb, seed=2)
+            secs, rss, meta = run_prepare(work / "owt_small", work / "out_bpe", "--tokenizer", "bpe",
+                                             "--vocab_size", str(args.bpe_vocab),
+                                             "--bpe_sample_bytes", str(args.bpe_sample_mb << 20))
+            results["bpe_prepare"] = {"text_MB": raw / 1e6, "seconds": secs, "MB_per_s": raw / 1e6 / secs,
+                                      "encode_pass_seconds": meta["encode_seconds"],
+                                      "encode_pass_MB_per_s": raw / 1e6 / meta["encode_seconds"],
+                                      "bpe_train_seconds": meta["tokenizer_info"]["bpe_train_seconds"],
+                                      "peak_rss_MB": rss}
+            print(f"BPE prepare: {raw / 1e6:.0f} MB in {secs:.1f} s = {raw / 1e6 / secs:.1f} MB/s overall; "
+                  f"encoding pass {raw / 1e6 / meta['encode_seconds']:.1f} MB/s; BPE training "
+                  f"{meta['tokenizer_info']['bpe_train_seconds']:.1f} s", flush=True)
+        print(json.dumps(results, indent=1))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
