@@ -378,15 +378,17 @@ class ScaledDotProductAttention(Function):
             s = xp.where(future, xp.asarray(-np.inf, dtype=s.dtype), s)
         e = xp.exp(s - s.max(axis=-1, keepdims=True))
         p = e / e.sum(axis=-1, keepdims=True)
-        pd = p * self.mask if self.mask is not None else p
-        self.q, self.k, self.v, self.p, self.pd = q, k, v, p, pd
-        return pd @ v
+        self.q, self.k, self.v, self.p = q, k, v, p  # P' is recomputed in backward: one T x T array less
+        return (p * self.mask if self.mask is not None else p) @ v
 
     # out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
     # dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
     def backward(self, g):
         q, k, v, p = self.q, self.k, self.v, self.p
-        dv = self.pd.swapaxes(-1, -2) @ g if self.needs_input_grad[2] else None
+        dv = None
+        if self.needs_input_grad[2]:
+            pd = p * self.mask if self.mask is not None else p
+            dv = pd.swapaxes(-1, -2) @ g
         dp = g @ v.swapaxes(-1, -2)
         if self.mask is not None:
             dp *= self.mask
