@@ -383,14 +383,18 @@ class Tensor:
         return self._inplace(lambda a, b: a.fill(b.item() if hasattr(b, "item") else b), value)
 
     # ------------------------------------------------------------ elementwise math
+    def _as_float(self):
+        """Integer/bool input to a float-valued function becomes float32 first (PyTorch's rule), not NumPy's float64."""
+        return self if is_float(self.dtype) else self.to(default_float)
+
     def exp(self):
-        return E.Exp.apply(self)
+        return E.Exp.apply(self._as_float())
 
     def log(self):
-        return E.Log.apply(self)
+        return E.Log.apply(self._as_float())
 
     def sqrt(self):
-        return E.Sqrt.apply(self)
+        return E.Sqrt.apply(self._as_float())
 
     def rsqrt(self):
         return 1 / self.sqrt()
@@ -399,10 +403,10 @@ class Tensor:
         return E.Abs.apply(self)
 
     def tanh(self):
-        return E.Tanh.apply(self)
+        return E.Tanh.apply(self._as_float())
 
     def sigmoid(self):
-        return E.Sigmoid.apply(self)
+        return E.Sigmoid.apply(self._as_float())
 
     def relu(self):
         return E.ReLU.apply(self)
@@ -454,6 +458,8 @@ class Tensor:
         return R.Mean.apply(self, dim=dim, keepdim=keepdim)
 
     def var(self, dim=None, keepdim=False, unbiased=True, correction=None):
+        if not is_float(self.dtype):
+            raise RuntimeError(f"var()/std() need a floating-point tensor, got {self.dtype}; convert with .float()")
         c = (1 if unbiased else 0) if correction is None else correction
         return R.Var.apply(self, dim=dim, keepdim=keepdim, correction=c)
 
@@ -487,7 +493,7 @@ class Tensor:
         return R.Max.apply(self, dim=dim, keepdim=keepdim, is_min=True)
 
     def logsumexp(self, dim, keepdim=False):
-        return R.LogSumExp.apply(self, dim=dim, keepdim=keepdim)
+        return R.LogSumExp.apply(self._as_float(), dim=dim, keepdim=keepdim)
 
     def argmax(self, dim=None, keepdim=False):
         return _arg(self, self.xp.argmax, dim, keepdim)
@@ -741,7 +747,7 @@ def where(condition, a, b):
 def gelu(x, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return E.GELU.apply(x, approximate=approximate)
+    return E.GELU.apply(x._as_float(), approximate=approximate)
 
 
 def _check_same(tensors, name):

@@ -344,3 +344,12 @@ def test_gelu_rejects_an_unknown_approximation(device):
 def test_clamp_needs_a_bound(device):
     with pytest.raises(ValueError, match="min, max"):
         tl.ones(2, device=device).clamp()
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "gelu"])
+def test_float_functions_of_int_tensors_are_float32(device, name):
+    x_np = np.array([1, 2, 3])
+    out = getattr(tl.tensor(x_np, device=device), name)()
+    assert out.dtype == tl.float32  # PyTorch's default float, not NumPy's float64
+    expected = getattr(tl.tensor(x_np, dtype=tl.float64, device=device), name)().numpy()
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)

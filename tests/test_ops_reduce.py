@@ -221,3 +221,22 @@ def test_max_dim_of_a_0d_tensor(device, keepdim):
     values, indices = x.max(0, keepdim=keepdim)
     assert values.shape == indices.shape == ()
     assert values.item() == 1.5 and indices.item() == 0
+
+
+def test_logsumexp_of_ints_is_float32(device):
+    out = tl.tensor([[1, 2], [3, 4]], device=device).logsumexp(1)
+    assert out.dtype == tl.float32
+    np.testing.assert_allclose(out.numpy(), np.log(np.exp([[1.0, 2.0], [3.0, 4.0]]).sum(1)), rtol=1e-6)
+
+
+def test_var_std_of_ints_ask_for_a_float(device):
+    for fn in (lambda t: t.var(), lambda t: t.std(0)):
+        with pytest.raises(RuntimeError, match="int64"):
+            fn(tl.tensor([1, 2, 4], device=device))
+
+
+def test_numpy_integer_dims(device):
+    x_np = np.arange(6.0).reshape(2, 3)
+    x = leaf(x_np, device)
+    close(x.sum(np.int64(1)), x_np.sum(1))
+    close(x.mean((np.int32(0), -1)), x_np.mean((0, 1)))
