@@ -140,7 +140,8 @@ class CrossEntropy(Function):
             scale = g.reshape(-1) * valid
         else:
             scale = valid * (g if self.reduction == "sum" else g / self.count)
-        return grad * scale.astype(grad.dtype, copy=False)[:, None]
+        grad *= scale.astype(grad.dtype, copy=False)[:, None]  # in place: logits can be (B*T, 50304)
+        return grad
 
 
 def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
