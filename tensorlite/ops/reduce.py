@@ -103,8 +103,8 @@ class Max(Function):
         width = 1
         for d in self.dims:
             width *= self.shape[d]
-        flat = xp.zeros(kept_shape + (width,), dtype=g.dtype)
-        xp.put_along_axis(flat, self.index[..., None], g.reshape(kept_shape + (1,)), axis=-1)
+        one_hot = xp.arange(width) == self.index[..., None]  # True at each slice's winner
+        flat = xp.where(one_hot, g.reshape(kept_shape + (1,)), xp.zeros((), dtype=g.dtype))
         permuted = flat.reshape(tuple(self.shape[i] for i in self.perm))
         inverse = [0] * len(self.perm)
         for i, p in enumerate(self.perm):
