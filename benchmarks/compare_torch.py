@@ -1,0 +1,341 @@
+"""tensorlite against PyTorch: the same GPT, the same weights, the same batch.
+
+    python -m benchmarks.compare_torch                        # cpu preset on cpu (+ cuda if present)
+    python -m benchmarks.compare_torch --preset cpu course --steps 20 --json out.json
+    CUPY_TF32=1 python -m benchmarks.compare_torch --device cuda --tf32
+
+1. Correctness. The GPT of models/gpt.py is written again below in PyTorch, with
+   torch.nn.functional.scaled_dot_product_attention and one fused q/k/v
+   projection, and with the same parameter names. tensorlite's weights are copied
+   into it, both compute the loss and the gradients of one batch, and every
+   gradient must agree: relative error (max |a - b| / max |b|) <= 1e-9 in float64,
+   <= 1e-4 in float32. The check runs without dropout (the two libraries draw
+   different random masks); the float32 one uses GELU (see _checks for why).
+2. Speed. One training step (forward, backward, AdamW with the same
+   hyperparameters) of each, timed in alternation (tensorlite, torch, tensorlite,
+   torch, ...) so that a change in the machine's load hits both alike; the table
+   gives the medians with quartiles and the ratio tensorlite / PyTorch.
+
+PyTorch gets as many threads as NumPy's BLAS uses, so both use the same cores.
+Without PyTorch this prints why and exits with status 0.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+import tensorlite
+from tensorlite import backend
+
+from . import common
+from .train_step import PRESETS, add_size_args, build, resolve_size, train_step
+
+try:  # PyTorch is only a benchmark's reference, never a dependency of tensorlite
+    import torch
+    import torch.nn as tnn
+    import torch.nn.functional as TF
+except ImportError as exc:
+    torch = None
+    TORCH_IMPORT_ERROR = exc
+else:
+    TORCH_IMPORT_ERROR = None
+
+TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+
+
+# ---------------------------------------------------------------- the same GPT in PyTorch
+if torch is not None:
+    class TorchAttention(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.n_head, self.dropout = c.n_head, c.dropout
+            self.c_attn = tnn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
+            self.c_proj = tnn.Linear(c.n_embd, c.n_embd, bias=c.bias)
+            self.resid_dropout = tnn.Dropout(c.dropout)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            # the same split as tensorlite: columns [q | k | v], each head a contiguous run of hs columns
+            q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+            y = TF.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                                dropout_p=self.dropout if self.training else 0.0)
+            return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
+
+    class TorchFeedForward(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.c_fc = tnn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
+            self.act = tnn.ReLU() if c.activation == "relu" else tnn.GELU()
+            self.c_proj = tnn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
+            self.dropout = tnn.Dropout(c.dropout)
+
+        def forward(self, x):
+            return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+
+    class TorchBlock(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.pre_norm = c.norm == "pre"
+            self.ln1 = tnn.LayerNorm(c.n_embd)
+            self.attn = TorchAttention(c)
+            self.ln2 = tnn.LayerNorm(c.n_embd)
+            self.mlp = TorchFeedForward(c)
+
+        def forward(self, x):
+            if self.pre_norm:
+                x = x + self.attn(self.ln1(x))
+                return x + self.mlp(self.ln2(x))
+            x = self.ln1(x + self.attn(x))
+            return self.ln2(x + self.mlp(x))
+
+    class TorchGPT(tnn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.token_embedding = tnn.Embedding(c.vocab_size, c.n_embd)
+            self.position_embedding = tnn.Embedding(c.block_size, c.n_embd)
+            self.blocks = tnn.ModuleList([TorchBlock(c) for _ in range(c.n_layer)])
+            self.ln_f = tnn.LayerNorm(c.n_embd)
+            self.lm_head = tnn.Linear(c.n_embd, c.vocab_size, bias=c.bias)
+
+        def forward(self, idx, targets):
+            B, T = idx.shape
+            x = self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device))
+            for block in self.blocks:
+                x = block(x)
+            logits = self.lm_head(self.ln_f(x))
+            return logits, TF.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
+
+
+def torch_device(device):
+    """tensorlite's 'cuda:N' is PyTorch's too; 'cpu' is 'cpu'."""
+    return "cpu" if device == "cpu" else device
+
+
+def torch_twin(tl_model, device):
+    """A TorchGPT with tensorlite's config and a copy of its weights, on `device`."""
+    tl_params = dict(tl_model.named_parameters())
+    dtype = getattr(torch, str(next(iter(tl_params.values())).dtype))
+    model = TorchGPT(tl_model.config).to(device=torch_device(device), dtype=dtype)
+    t_params = dict(model.named_parameters())
+    if set(t_params) != set(tl_params):
+        raise RuntimeError(f"parameter names differ: only tensorlite {sorted(set(tl_params) - set(t_params))}, "
+                           f"only torch {sorted(set(t_params) - set(tl_params))}")
+    with torch.no_grad():
+        for name, p in tl_params.items():
+            if tuple(t_params[name].shape) != tuple(p.shape):
+                raise RuntimeError(f"{name}: tensorlite shape {p.shape}, torch shape {tuple(t_params[name].shape)}")
+            t_params[name].copy_(torch.from_numpy(backend.to_numpy(p.data)))
+    model.train(tl_model.training)
+    return model
+
+
+def _torch_batch(setup):
+    dev = torch_device(setup.device)
+    return (torch.from_numpy(backend.to_numpy(setup.x.data)).to(dev),
+            torch.from_numpy(backend.to_numpy(setup.y.data)).to(dev))
+
+
+def relative_error(a, b):
+    """max |a - b| / max |b|: the error measured against the size of the reference."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = np.max(np.abs(b)) if b.size else 0.0
+    diff = np.max(np.abs(a - b)) if b.size else 0.0
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def check_gradients(size, device="cpu", dtype="float64", seed=0, activation="relu"):
+    """Loss and every parameter's gradient from both libraries on one batch, without dropout."""
+    size = dict(size, dropout=0.0)
+    s = build("gpt", size, device, dtype, seed, activation=activation)
+    twin = torch_twin(s.model, device)
+    x, y = _torch_batch(s)
+    _, loss = s.model(s.x, s.y)
+    loss.backward()
+    _, t_loss = twin(x, y)
+    t_loss.backward()
+    t_params = dict(twin.named_parameters())
+    errors = {name: relative_error(backend.to_numpy(p.grad.data), t_params[name].grad.detach().cpu().numpy())
+              for name, p in s.model.named_parameters()}
+    loss_error = relative_error(loss.item(), t_loss.item())
+    worst = max(errors, key=errors.get)
+    tol = TOLERANCE[dtype]
+    return {"dtype": dtype, "device": device, "activation": activation, "tolerance": tol, "loss_tensorlite": loss.item(),
+            "loss_torch": t_loss.item(), "loss_rel_error": loss_error, "grad_rel_errors": errors,
+            "worst_param": worst, "worst_grad_rel_error": errors[worst],
+            "ok": loss_error <= tol and errors[worst] <= tol}
+
+
+def torch_step(model, optimizer, x, y, device):
+    _, loss = model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    if device != "cpu":
+        torch.cuda.synchronize(device)
+    return loss
+
+
+def time_alternating(size, device, args):
+    """Median step times of both libraries, measured tl, torch, tl, torch, ... after a warm-up."""
+    s = build("gpt", size, device, args.dtype, args.seed, lr=args.lr)
+    twin = torch_twin(s.model, device)
+    opt = torch.optim.AdamW(twin.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
+    x, y = _torch_batch(s)
+    runs = {"tensorlite": lambda: train_step(s), "torch": lambda: torch_step(twin, opt, x, y, device)}
+    for _ in range(args.warmup):
+        for run in runs.values():
+            run()
+    samples = {name: [] for name in runs}
+    for _ in range(args.steps):
+        for name, run in runs.items():
+            t0 = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - t0)
+    stats = {name: common.summarize(v) for name, v in samples.items()}
+    pair_ratios = [a / b for a, b in zip(samples["tensorlite"], samples["torch"])]
+    return {"device": device, "size": size, "dtype": args.dtype, "tokens_per_step": s.tokens,
+            "parameters": sum(p.numel() for p in s.model.parameters()), "samples_s": samples,
+            "stats": stats, "ratio": stats["tensorlite"]["median_s"] / stats["torch"]["median_s"],
+            "pair_ratio": common.summarize(pair_ratios)}
+
+
+# ---------------------------------------------------------------- command line
+def parse_args(argv):
+    p = common.base_parser(__doc__.splitlines()[0])
+    add_size_args(p)
+    p.set_defaults(preset=None)
+    p.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
+                   help="several presets in one run (default: cpu, or --preset)")
+    p.add_argument("--device", nargs="+", default=["cpu", "cuda"], help="cpu and/or cuda[:N]")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="dtype of the timed steps")
+    p.add_argument("--steps", type=int, default=None, help="alternated timed steps of each (default 10; --quick 3)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps of each first (default 2; --quick 1)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tf32", action="store_true", help="let float32 matmuls use TF32 tensor cores on the GPU "
+                   "(torch flags; CuPy needs CUPY_TF32=1 in the environment before it is imported)")
+    p.add_argument("--no_check", action="store_true", help="skip the gradient agreement check")
+    p.add_argument("--check_only", action="store_true", help="only the gradient agreement check")
+    p.add_argument("--check_size", choices=["tiny", "preset"], default="preset",
+                   help="check the gradients on a tiny GPT only, or also at each preset's size")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: NumPy's BLAS threads)")
+    args = p.parse_args(argv)
+    args.presets = args.presets or [args.preset or "cpu"]
+    if args.steps is None:
+        args.steps = args.repeats if args.repeats is not None else (3 if args.quick else 10)
+    args.warmup = (1 if args.quick else 2) if args.warmup is None else args.warmup
+    if args.steps < 1 or args.warmup < 0:
+        p.error(f"need steps >= 1 and warmup >= 0, got {args.steps} and {args.warmup}")
+    args.sizes = {}
+    for preset in args.presets:
+        args.preset = preset
+        try:
+            args.sizes[preset] = resolve_size(args)
+        except ValueError as e:
+            p.error(str(e))
+    return args
+
+
+TINY = dict(batch_size=2, block_size=8, n_embd=16, n_layer=2, n_head=2, vocab_size=11, dropout=0.0)
+
+
+def _checks(args):
+    """(label, size, dtype, activation) of each gradient check.
+
+    float64 with the course's ReLU on a tiny model and on each preset: the two
+    computations must be the same math, so they agree to rounding (~1e-15).
+    float32 on each preset with GELU: ReLU's kink makes float32 comparisons of a
+    full-size model meaningless, because a pre-activation within rounding
+    distance of 0 (about one among the 4M of the cpu preset) lands on
+    different sides in the two libraries and changes a row of that layer's
+    weight gradient, and everything upstream of it, by a full-size amount.
+    GELU is smooth, so there the float32 difference measures rounding only.
+    """
+    checks = [("tiny", TINY, "float64", "relu")]
+    if args.check_size == "tiny":
+        return checks + [("tiny", TINY, "float32", "gelu")]
+    for p in args.presets:
+        checks += [(p, args.sizes[p], "float64", "relu"), (p, args.sizes[p], "float32", "gelu")]
+    return checks
+
+
+def _usable(device):
+    try:
+        return backend.normalize_device(device), None
+    except RuntimeError:
+        return device, common.gpu_status()[1] or "CUDA is not available"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if torch is None:
+        print(f"PyTorch is not importable ({TORCH_IMPORT_ERROR}); nothing to compare against. "
+              "Install it (pip install torch) to run this benchmark.")
+        return 0
+    machine = common.machine_info()
+    blas_threads = machine["blas_threads"] or machine["cores"]
+    torch.set_num_threads(args.threads or blas_threads)
+    machine["torch_threads"] = torch.get_num_threads()
+    machine["torch_parallel_info"] = torch.__config__.parallel_info().splitlines()[:6]
+    tf32 = {"torch": False, "cupy": os.environ.get("CUPY_TF32") == "1"}
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        tf32["torch"] = True
+        if not tf32["cupy"]:
+            print("note: --tf32 enables TF32 in torch only; start with CUPY_TF32=1 for tensorlite (CuPy) too")
+    machine["tf32"] = tf32
+    print(common.describe_machine(machine))
+    print(f"threads: NumPy BLAS {machine['blas_threads']}, torch {machine['torch_threads']} | "
+          f"timed dtype {args.dtype} | {args.steps} alternated steps each after {args.warmup} warm-up\n")
+
+    results = {"checks": [], "timings": []}
+    check_rows, time_rows = [], []
+    for device in args.device:
+        device, reason = _usable(device)
+        if reason:
+            check_rows.append([device, "-", f"skipped: {reason}"])
+            time_rows.append([device, "-", f"skipped: {reason}"])
+            results["timings"].append({"device": device, "skipped": reason})
+            continue
+        if not args.no_check:
+            for label, size, dtype, activation in _checks(args):
+                c = check_gradients(size, device, dtype, args.seed, activation)
+                c["size"] = label
+                results["checks"].append(c)
+                check_rows.append([device, label, dtype, activation, f"{c['loss_rel_error']:.2e}",
+                                   f"{c['worst_grad_rel_error']:.2e} ({c['worst_param']})", f"{c['tolerance']:.0e}",
+                                   "ok" if c["ok"] else "FAIL"])
+        if args.check_only:
+            continue
+        for preset in args.presets:
+            r = time_alternating(args.sizes[preset], device, args)
+            r["preset"] = preset
+            results["timings"].append(r)
+            st = r["stats"]
+            time_rows.append([device, preset, f"{r['parameters']:,}", common.fmt_stats(st["tensorlite"]),
+                              common.fmt_stats(st["torch"]), f"{r['ratio']:.2f}",
+                              f"{r['pair_ratio']['median_s']:.2f} [{r['pair_ratio']['q1_s']:.2f}, "
+                              f"{r['pair_ratio']['q3_s']:.2f}]",
+                              f"{r['tokens_per_step'] / st['tensorlite']['median_s']:,.0f} / "
+                              f"{r['tokens_per_step'] / st['torch']['median_s']:,.0f}"])
+    if not args.no_check:
+        print(common.format_table(["device", "size", "dtype", "activation", "loss rel. err", "worst grad rel. err (param)",
+                                   "tol", ""], check_rows, title="Gradient agreement (same weights, same batch)"))
+        print()
+    if not args.check_only:
+        print(common.format_table(["device", "preset", "params", "tensorlite median [q1, q3]",
+                                   "torch median [q1, q3]", "ratio tl/torch", "per-pair ratio [q1, q3]",
+                                   "tokens/s tl / torch"], time_rows,
+                                  title="Training step (forward + backward + AdamW), alternated"))
+        print()
+    if args.json:
+        common.write_json(args.json, "compare_torch", args, results, machine)
+        print(f"wrote {args.json}")
+    failed = [c for c in results["checks"] if not c["ok"]]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
