@@ -333,3 +333,14 @@ def test_cli_runs_as_module(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "train.prepare", "text", "--src", tmp_path / "t.txt", "--out",
                           tmp_path / "o"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "--force" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bpe_sample_is_bounded_even_for_one_huge_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, "CHUNK_BYTES", 100)
+    book = "".join(f"sentence number {i} of the book.\n" for i in range(400))
+    (tmp_path / "book.txt").write_text(book)
+    meta = prepare("text", tmp_path / "book.txt", tmp_path / "out", tokenizer="bpe", vocab_size=300,
+                   bpe_sample_bytes=500, quiet=True)
+    assert 500 <= meta["tokenizer_info"]["bpe_sample_chars"] < 700
+    tok, train, val, _ = load_prepared(tmp_path / "out")
+    assert tok.decode(np.concatenate([train, val])) == book + EOT

@@ -43,6 +43,10 @@ BATCH_BYTES = 8 << 20      # text is encoded in batches of about this size (bulk
 CORRUPT = (tarfile.TarError, lzma.LZMAError, EOFError, OSError)
 
 
+class _Enough(Exception):
+    """Raised by a reader callback that has all the text it wants (the BPE sample)."""
+
+
 class PrepareError(ValueError):
     """Bad input to preparation: the CLI prints it and exits with status 2."""
 
@@ -319,8 +323,9 @@ class _Run:
         self.skipped = dict(skipped)
         self.quiet = quiet
 
-    def read(self, units, desc, on_piece, on_file_done, on_file_failed, stats=None, stop=None):
-        """Feed every piece of every unit to on_piece; a unit that raises a CORRUPT error is skipped."""
+    def read(self, units, desc, on_piece, on_file_done, on_file_failed, stats=None):
+        """Feed every piece of every unit to on_piece; a unit that raises a CORRUPT error is skipped.
+        on_piece may raise _Enough to end the pass (the unit being read counts as done)."""
         bar = tqdm(total=len(units), desc=desc, unit="file", disable=self.quiet, mininterval=1.0,
                    file=sys.stderr, dynamic_ncols=True)
         start, nbytes = time.perf_counter(), 0
@@ -341,6 +346,10 @@ class _Run:
                             docs += 1
                             bad_docs += doc_bad
                             doc_bad = False
+                except _Enough:
+                    on_file_done(unit)
+                    bar.update(1)
+                    break
                 except CORRUPT as e:
                     on_file_failed(unit)
                     self.skipped[unit.name] = f"{type(e).__name__}: {e}"
@@ -355,8 +364,6 @@ class _Run:
                 bar.update(1)
                 bar.set_postfix_str(f"{nbytes / 1e6 / max(time.perf_counter() - start, 1e-9):.1f} MB/s text",
                                     refresh=False)
-                if stop is not None and stop():
-                    break
         finally:
             bar.close()
             for t in outer_tars.values():
@@ -382,13 +389,15 @@ def build_tokenizer(run, train_units, args):
     def on_piece(unit, text, end):
         current.append(text)
         size[0] += len(text)
+        if size[0] >= args.bpe_sample_bytes:
+            raise _Enough  # also ends a single huge file early, so the sample never exceeds the budget by much
     def done(unit):
         sample.extend(current)
         current.clear()
     def failed(unit):
         size[0] -= sum(map(len, current))
         current.clear()
-    run.read(shuffled, "sampling for BPE", on_piece, done, failed, stop=lambda: size[0] >= args.bpe_sample_bytes)
+    run.read(shuffled, "sampling for BPE", on_piece, done, failed)
     if not sample:
         raise PrepareError("no text could be read for training the BPE tokenizer")
     t0 = time.perf_counter()
