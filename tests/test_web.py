@@ -33,7 +33,8 @@ def gradio_installed():
     return True
 
 
-needs_gradio = pytest.mark.skipif(not gradio_installed(), reason='the web extra is not installed: pip install -e ".[web]"')
+NO_GRADIO = 'the web extra is not installed: pip install -e ".[web]"'
+needs_gradio = pytest.mark.skipif(not gradio_installed(), reason=NO_GRADIO)
 
 
 # --- the callback, with a stand-in for train.sample.generate_stream -----------------------------------------------
@@ -263,7 +264,7 @@ class WebDriver:
 def find_browser():
     """(chromedriver, chromium) paths, or pytest.skip saying what is missing."""
     if not gradio_installed():
-        pytest.skip('the web extra is not installed: pip install -e ".[web]"')
+        pytest.skip(NO_GRADIO)
     driver = shutil.which("chromedriver")
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
     if not driver or not browser:
@@ -278,7 +279,6 @@ TEXT = "the cat sat on the mat. the dog sat on the log.\n" * 40
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A bigram model trained here for 50 steps on a small repetitive text."""
-    find_browser()
     work = tmp_path_factory.mktemp("web")
     data = work / "text.txt"
     data.write_text(TEXT, encoding="utf-8")
@@ -294,30 +294,44 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(checkpoint):
+def page(checkpoint, tmp_path_factory):
+    """The page served by `python -m train.web` on a free loopback port, open in headless Chromium."""
     driver, browser = find_browser()
     port = free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    app = subprocess.Popen([sys.executable, "-m", "train.web", "--checkpoint", checkpoint, "--port", str(port),
-                            "--device", "cpu"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    browser_session = None
+    log_path = tmp_path_factory.mktemp("web-log") / "app.log"
+    with open(log_path, "w") as log:                             # a file, not a pipe: a pipe could fill up
+        app = subprocess.Popen([sys.executable, "-m", "train.web", "--checkpoint", checkpoint, "--port", str(port),
+                                "--device", "cpu"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    session = None
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/", app, timeout=60)
-        browser_session = WebDriver(driver, browser)
-        browser_session.open(f"http://127.0.0.1:{port}/")
-        browser_session.wait_js("return document.querySelector('#prompt textarea') !== null")
-        yield browser_session
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/", app, timeout=60)
+        except (RuntimeError, TimeoutError) as err:
+            raise RuntimeError(f"{err}; its output:\n{log_path.read_text()[-3000:]}") from None
+        session = WebDriver(driver, browser)
+        session.open(f"http://127.0.0.1:{port}/")
+        session.wait_js("return document.querySelector('#prompt textarea') !== null")
+        yield session
     finally:
-        if browser_session is not None:
-            browser_session.quit()
+        if session is not None:
+            session.quit()
         app.terminate()
         try:
             app.wait(timeout=10)
         except subprocess.TimeoutExpired:
             app.kill()
-        if app.returncode not in (0, -15):
-            print(app.stdout.read())
+            app.wait()
+
+
+@needs_gradio
+def test_port_in_use_exits_2(checkpoint, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert web.main(["--checkpoint", checkpoint, "--port", str(port), "--device", "cpu"]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
 STATUS = "return document.querySelector('#status textarea, #status input').value"

@@ -158,13 +158,14 @@ def main(argv=None):
         return 2
 
     app = build_app(model, tokenizer, info, checkpoint=args.checkpoint)
-    print(f"serving {args.checkpoint} at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     try:
         app.queue().launch(server_name=args.host, server_port=args.port, share=False, show_error=True,
-                           inbrowser=False, quiet=True)
+                           inbrowser=False, quiet=True, prevent_thread_lock=True)
     except OSError as err:  # the port is taken, or the host is not an address of this machine
         print(f"error: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
         return 2
+    print(f"serving {args.checkpoint} at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
+    app.block_thread()  # until Ctrl+C
     return 0
 
 
