@@ -353,3 +353,12 @@ def test_float_functions_of_int_tensors_are_float32(device, name):
     assert out.dtype == tl.float32  # PyTorch's default float, not NumPy's float64
     expected = getattr(tl.tensor(x_np, dtype=tl.float64, device=device), name)().numpy()
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", [lambda t: t.relu(), lambda t: t.clamp(0.0, 1.0), lambda t: t.maximum(
+    tl.tensor(0.0, dtype=tl.float64, device=t.device))])
+def test_an_inf_gradient_does_not_leak_nan_through_a_cut_branch(device, fn):
+    # where the input was cut off the gradient is exactly 0, whatever arrives from above (as in PyTorch)
+    x = tl.tensor([-2.0, 0.5], dtype=tl.float64, device=device, requires_grad=True)
+    fn(x).backward(tl.tensor([np.inf, 1.0], dtype=tl.float64, device=device))
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0])

@@ -17,6 +17,12 @@ def check_broadcast(name, *shapes):
                          f"together (each dimension, aligned from the right, must be equal or 1)") from None
 
 
+def _select(mask, g):
+    """g where mask holds, 0 elsewhere (the mask may broadcast g up to its own shape)."""
+    xp = get_array_module(g)
+    return xp.where(mask, g, xp.zeros((), dtype=g.dtype))
+
+
 class Binary(Function):
     """A Function of two inputs that broadcast against each other; checks the shapes before forward."""
 
@@ -175,9 +181,9 @@ class ReLU(Function):
         self.mask = a > 0
         return xp.where(self.mask, a, xp.zeros((), dtype=a.dtype))  # not a * mask: -inf * 0 is nan
 
-    # d relu(a) = 1 where a > 0
+    # d relu(a) = 1 where a > 0  (selected with where, so an inf gradient elsewhere gives 0, not nan)
     def backward(self, g):
-        return g * self.mask
+        return _select(self.mask, g)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -218,8 +224,8 @@ class Maximum(Binary):
     # d max(a, b) = 1 for the larger input, 0 for the other
     def backward(self, g):
         sa, sb = self.shapes
-        return (unbroadcast(g * self.a_wins, sa) if self.needs_input_grad[0] else None,
-                unbroadcast(g * ~self.a_wins, sb) if self.needs_input_grad[1] else None)
+        return (unbroadcast(_select(self.a_wins, g), sa) if self.needs_input_grad[0] else None,
+                unbroadcast(_select(~self.a_wins, g), sb) if self.needs_input_grad[1] else None)
 
 
 class Minimum(Maximum):
@@ -277,7 +283,7 @@ class Clamp(Function):
 
     # gradient flows only where the input was inside [min, max]
     def backward(self, g):
-        return g * self.inside
+        return _select(self.inside, g)
 
 
 class Cast(Function):
