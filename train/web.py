@@ -128,7 +128,9 @@ def build_app(model, tokenizer, info, checkpoint=None, stream=None):
                 drop_unknown = gr.Checkbox(False, label="Drop unknown characters", elem_id="drop-unknown")
 
         inputs = [prompt, max_new, temperature, top_k, seed, drop_unknown]
-        events = [run.click(generate, inputs, [output, status]), prompt.submit(generate, inputs, [output, status])]
+        # one generation at a time across both triggers: the model and the seeded generator are shared
+        events = [trigger(generate, inputs, [output, status], concurrency_id="generate", concurrency_limit=1)
+                  for trigger in (run.click, prompt.submit)]
         stop.click(None, None, None, cancels=events)
     return app
 
