@@ -18,6 +18,17 @@
 
 PyTorch gets as many threads as NumPy's BLAS uses, so both use the same cores.
 Without PyTorch this prints why and exits with status 0.
+
+Two thread pools in one process
+-------------------------------
+NumPy's OpenBLAS and PyTorch's OpenMP each keep worker threads, and by default
+an idle worker spins (busy-waits) for a while before it sleeps. Alternating
+the two libraries then makes each one's step run against the other's spinning
+threads: on a 2-core machine that made PyTorch's step 10x slower (0.28 s ->
+2.8 s) and tensorlite's almost 2x. Run as a program, this file therefore
+restarts itself with OMP_WAIT_POLICY=PASSIVE and OPENBLAS_THREAD_TIMEOUT=4
+(idle workers sleep almost at once) unless those variables are already set;
+both libraries run as fast as alone with them. The values used are printed.
 """
 import os
 import sys
@@ -42,6 +53,7 @@ else:
     TORCH_IMPORT_ERROR = None
 
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+QUIET_THREADS = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}  # see the module docstring
 
 
 # ---------------------------------------------------------------- the same GPT in PyTorch
@@ -261,10 +273,14 @@ def _checks(args):
 
 
 def _usable(device):
+    """(normalized device, None), or (device, why both libraries cannot run there)."""
     try:
-        return backend.normalize_device(device), None
+        device = backend.normalize_device(device)
     except RuntimeError:
         return device, common.gpu_status()[1] or "CUDA is not available"
+    if device != "cpu" and not torch.cuda.is_available():
+        return device, f"this PyTorch build ({torch.__version__}) has no CUDA"
+    return device, None
 
 
 def main(argv=None):
@@ -286,8 +302,10 @@ def main(argv=None):
         if not tf32["cupy"]:
             print("note: --tf32 enables TF32 in torch only; start with CUPY_TF32=1 for tensorlite (CuPy) too")
     machine["tf32"] = tf32
+    machine["thread_env"] = {k: os.environ.get(k) for k in QUIET_THREADS}
     print(common.describe_machine(machine))
     print(f"threads: NumPy BLAS {machine['blas_threads']}, torch {machine['torch_threads']} | "
+          f"{' '.join(f'{k}={v}' for k, v in machine['thread_env'].items())} | "
           f"timed dtype {args.dtype} | {args.steps} alternated steps each after {args.warmup} warm-up\n")
 
     results = {"checks": [], "timings": []}
@@ -338,4 +356,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    if not any(k in os.environ for k in QUIET_THREADS) and torch is not None:
+        # the thread pools read these when their libraries load, which has happened: start again with them
+        os.execve(sys.executable, [sys.executable, "-m", "benchmarks.compare_torch", *sys.argv[1:]],
+                  dict(os.environ, **QUIET_THREADS))
     sys.exit(main())

@@ -191,6 +191,15 @@ def test_torch_twin_refuses_different_parameter_names():
 
 
 @needs_torch
+def test_torch_twin_refuses_different_shapes():
+    import tensorlite
+    s = train_step.build("gpt", compare_torch.TINY, "cpu", "float64")
+    s.model.lm_head.weight = tensorlite.nn.Parameter(tensorlite.zeros(3, 4, dtype=tensorlite.float64))
+    with pytest.raises(RuntimeError, match="lm_head.weight: tensorlite shape"):
+        compare_torch.torch_twin(s.model, "cpu")
+
+
+@needs_torch
 def test_compare_torch_tiny(tmp_path, capsys):
     path = tmp_path / "ct.json"
     argv = ["--device", "cpu", *TINY_SIZE, "--steps", "3", "--warmup", "1", "--check_size", "tiny",
