@@ -1,7 +1,7 @@
 """tensorlite against PyTorch: the same GPT, the same weights, the same batch.
 
     python -m benchmarks.compare_torch                        # cpu preset on cpu (+ cuda if present)
-    python -m benchmarks.compare_torch --preset cpu course --steps 20 --json out.json
+    python -m benchmarks.compare_torch --presets cpu course --steps 20 --json out.json
     CUPY_TF32=1 python -m benchmarks.compare_torch --device cuda --tf32
 
 1. Correctness. The GPT of models/gpt.py is written again below in PyTorch, with

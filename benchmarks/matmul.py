@@ -25,18 +25,26 @@ import numpy as np
 from tensorlite import backend
 
 from . import common
+from .train_step import PRESETS
 
 DEFAULT_SIZES = [64, 128, 256, 512, 1024, 2048]
 QUICK_SIZES = [32, 64, 128]
 BATCH = 8
 MAX_BATCHED_N = 1024  # (8, 2048, 2048) products take seconds each on a small CPU
-# (name, A shape, B shape): the products of one GPT training step's forward pass
-MODEL_SHAPES = [
-    ("cpu preset: Linear 128->512 on B*T=2048 rows", (2048, 128), (128, 512)),
-    ("cpu preset: scores q@k^T, B*H=128, T=64, hs=32", (128, 64, 32), (128, 32, 64)),
-    ("course preset: Linear 384->1536 on B*T=16384 rows", (16384, 384), (384, 1536)),
-    ("course preset: scores q@k^T, B*H=384, T=256, hs=64", (384, 256, 64), (384, 64, 256)),
-]
+
+
+def model_shapes(presets=PRESETS):
+    """(name, A shape, B shape) of the products in one GPT forward pass, at each preset's size."""
+    shapes = []
+    for name, p in presets.items():
+        rows, c, t = p["batch_size"] * p["block_size"], p["n_embd"], p["block_size"]
+        bh, hs = p["batch_size"] * p["n_head"], p["n_embd"] // p["n_head"]
+        shapes += [(f"{name} preset: Linear {c}->{4 * c} on B*T={rows} rows", (rows, c), (c, 4 * c)),
+                   (f"{name} preset: scores q@k^T, B*H={bh}, T={t}, hs={hs}", (bh, t, hs), (bh, hs, t))]
+    return shapes
+
+
+MODEL_SHAPES = model_shapes()
 CPU_HALF_REASON = "NumPy has no BLAS float16 matmul"
 
 
