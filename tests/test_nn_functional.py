@@ -438,3 +438,35 @@ def test_attention_errors():
         F.scaled_dot_product_attention(q, q, q, dropout_p=1.0)
     with pytest.raises(ValueError, match="at least 2-D"):
         F.scaled_dot_product_attention(tl.ones(3), tl.ones(3), tl.ones(3))
+
+
+def split_heads_attention(qkv, n_head, dropout_p=0.0):
+    """self_attention spelled out: split q | k | v and the heads, attend, put the heads side by side."""
+    B, T, C3 = qkv.shape
+    hs = C3 // (3 * n_head)
+    heads = qkv.reshape(B, T, 3, n_head, hs).permute(2, 0, 3, 1, 4)
+    y = F.scaled_dot_product_attention(heads[0], heads[1], heads[2], dropout_p=dropout_p)
+    return y.transpose(1, 2).reshape(B, T, C3 // 3)
+
+
+@given(b=st.integers(1, 2), t=st.integers(1, 4), n_head=st.integers(1, 3), hs=st.integers(1, 3),
+       dropout_p=st.sampled_from([0.0, 0.4]), seed=seeds)
+def test_self_attention_on_packed_qkv(device, b, t, n_head, hs, dropout_p, seed):
+    qkv = array(seed, (b, t, 3 * n_head * hs))
+
+    def seeded(fn):
+        def run(x):
+            tl.manual_seed(seed)  # one draw of shape (B, n_head, T, T) in both: the same dropout mask
+            return fn(x)
+        return run
+
+    fused = seeded(lambda x: F.self_attention(x, n_head, dropout_p=dropout_p))
+    agree(fused, seeded(lambda x: split_heads_attention(x, n_head, dropout_p)), [qkv], device)
+    assert tl.gradcheck(fused, leaf(qkv, device))
+
+
+def test_self_attention_errors():
+    with pytest.raises(ValueError, match="divisible by n_head"):
+        F.self_attention(tl.ones(2, 3, 12), 3)
+    with pytest.raises(ValueError, match=r"\(B, T, 3 \* C\)"):
+        F.self_attention(tl.ones(3, 12), 2)

@@ -7,9 +7,9 @@ from .module import Module
 class MultiHeadAttention(Module):
     """Causal self-attention on x of shape (B, T, C) with n_head heads of size C // n_head.
 
-    One Linear (c_attn) makes q, k and v for every head at once; a reshape and a
-    transpose turn (B, T, 3C) into three (B, n_head, T, head_size) tensors, so all
-    heads run in the same batched matrix products. c_proj mixes the heads back.
+    One Linear (c_attn) makes q, k and v for every head at once; F.self_attention
+    reads them as three (B, n_head, T, head_size) views, so all heads run in the
+    same batched matrix products. c_proj mixes the heads back.
     """
 
     def __init__(self, n_embd, n_head, dropout=0.0, bias=True):
@@ -28,13 +28,10 @@ class MultiHeadAttention(Module):
     def forward(self, x):
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"MultiHeadAttention: expected input of shape (B, T, {self.n_embd}), got {x.shape}")
-        B, T, C = x.shape
-        hs = C // self.n_head
-        # (B, T, 3C) -> (3, B, n_head, T, hs): axis 0 picks q, k or v
-        qkv = self.c_attn(x).reshape(B, T, 3, self.n_head, hs).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        y = F.scaled_dot_product_attention(q, k, v, causal=True, dropout_p=self.dropout, training=self.training)
-        y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
+        # one Function views q | k | v and the heads inside c_attn's output (B, T, 3C), attends, and puts
+        # the heads side by side again; F.scaled_dot_product_attention on split heads computes the same
+        y = F.self_attention(self.c_attn(x), self.n_head, causal=True, dropout_p=self.dropout,
+                             training=self.training)
         return self.resid_dropout(self.c_proj(y))
 
     def extra_repr(self):

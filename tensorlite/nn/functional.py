@@ -25,7 +25,7 @@ from ..autograd import Function
 from ..tensor import Tensor, gelu as _gelu, is_float
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "layer_norm", "embedding", "dropout", "linear", "relu",
-           "gelu", "scaled_dot_product_attention"]
+           "gelu", "scaled_dot_product_attention", "self_attention"]
 
 
 # ---------------------------------------------------------------- boundary checks
@@ -174,37 +174,44 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
 
 # ---------------------------------------------------------------- layer norm
 class LayerNorm(Function):
+    """Works on x viewed as (rows, D), D = the size of normalized_shape. Row means and column sums are
+    matrix-vector products with a constant vector (BLAS), several times faster than ufunc reductions
+    over a short last axis."""
+
     def forward(self, x, *affine):
         xp = backend.get_array_module(x)
-        axes = tuple(range(x.ndim - self.k, x.ndim))
-        mu = x.mean(axis=axes, keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=axes, keepdims=True)
-        self.rstd = 1 / xp.sqrt(var + self.eps)
-        self.xhat = xc * self.rstd
-        self.axes, self.w = axes, (affine[0] if self.has_weight else None)
-        y = self.xhat
-        if self.has_weight:
-            y = y * affine[0]
+        d = x.shape[-1] if self.k == 1 else int(np.prod(x.shape[x.ndim - self.k:]))
+        x2 = x.reshape(-1, d)
+        self.avg = xp.full(d, 1 / d, dtype=x.dtype)  # x2 @ avg = mean of each row
+        xhat = x2 - (x2 @ self.avg)[:, None]
+        self.rstd = (1 / xp.sqrt((xhat * xhat) @ self.avg + self.eps))[:, None]
+        xhat *= self.rstd
+        self.xhat, self.w = xhat, (affine[0].reshape(-1) if self.has_weight else None)
+        y = xhat * self.w if self.has_weight else xhat.copy() if self.has_bias else xhat
         if self.has_bias:
-            y = y + affine[-1]
-        return y
+            y += affine[-1].reshape(-1)
+        return y.reshape(x.shape)
 
     # y = xhat * w + b,  xhat = (x - mean) * rstd:
     # dx = rstd * (gh - mean(gh) - xhat * mean(gh * xhat)) with gh = g * w;  dw = sum(g * xhat);  db = sum(g)
     def backward(self, g):
-        xhat, axes = self.xhat, self.axes
-        lead = tuple(range(g.ndim - self.k))
-        gh = g * self.w if self.has_weight else g
+        xp = backend.get_array_module(g)
+        xhat, avg = self.xhat, self.avg
+        g2 = g.reshape(xhat.shape)
+        gh = g2 * self.w if self.has_weight else g2
         dx = None
         if self.needs_input_grad[0]:
-            dx = self.rstd * (gh - gh.mean(axis=axes, keepdims=True)
-                              - xhat * (gh * xhat).mean(axis=axes, keepdims=True))
+            dx = xhat * ((gh * xhat) @ avg)[:, None]
+            dx += (gh @ avg)[:, None]
+            xp.subtract(gh, dx, out=dx)
+            dx *= self.rstd
+            dx = dx.reshape(g.shape)
+        ones = xp.ones(g2.shape[0], dtype=g.dtype)  # ones @ m = sum of the rows of m
         grads = [dx]
         if self.has_weight:
-            grads.append((g * xhat).sum(axis=lead) if self.needs_input_grad[1] else None)
+            grads.append((ones @ (g2 * xhat)).reshape(self.w_shape) if self.needs_input_grad[1] else None)
         if self.has_bias:
-            grads.append(g.sum(axis=lead) if self.needs_input_grad[-1] else None)
+            grads.append((ones @ g2).reshape(self.w_shape) if self.needs_input_grad[-1] else None)
         return tuple(grads)
 
 
@@ -225,7 +232,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     _check_device("layer_norm", x, weight=weight, bias=bias)
     affine = [p for p in (weight, bias) if p is not None]
     return LayerNorm.apply(x, *affine, k=k, eps=float(eps), has_weight=weight is not None,
-                           has_bias=bias is not None)
+                           has_bias=bias is not None, w_shape=shape)
 
 
 # ---------------------------------------------------------------- embedding
@@ -369,35 +376,102 @@ def gelu(x, approximate="none"):
 
 
 # ---------------------------------------------------------------- attention
+_causal_bias_cache = {}
+
+
+def _causal_bias(tq, tk, dtype, xp):
+    """(tq, tk) additive mask: 0 where query i may see key j <= i, -inf above the diagonal (cached)."""
+    key = (tq, tk, np.dtype(dtype).str, xp.__name__, backend.device_of(xp.empty(0)) if xp is not np else "cpu")
+    bias = _causal_bias_cache.get(key)
+    if bias is None:
+        future = xp.triu(xp.ones((tq, tk), dtype=bool), 1)
+        bias = _causal_bias_cache[key] = xp.where(future, xp.asarray(-np.inf, dtype=dtype), xp.zeros((), dtype))
+    return bias
+
+
+def _attention_forward(fn, q, k, v):
+    """P = softmax(scale q k^T + causal bias), then (P * dropout mask) @ v. Keeps q, k, v, P on `fn`.
+
+    The softmax runs in place on the one (..., Tq, Tk) score array: no other array of that size is made.
+    """
+    xp = backend.get_array_module(q)
+    p = q @ k.swapaxes(-1, -2)
+    p *= q.dtype.type(fn.scale)
+    if fn.causal:
+        p += _causal_bias(p.shape[-2], p.shape[-1], p.dtype, xp)
+    p -= p.max(axis=-1, keepdims=True)
+    xp.exp(p, out=p)
+    p /= p.sum(axis=-1, keepdims=True)
+    fn.q, fn.k, fn.v, fn.p = q, k, v, p  # P' = P * mask is recomputed in backward: one T x T array less
+    return (p * fn.mask if fn.mask is not None else p) @ v
+
+
+# out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
+# dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
+def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True):
+    q, k, v, p = fn.q, fn.k, fn.v, fn.p
+    dv = None
+    if need_v:
+        dv = (p * fn.mask if fn.mask is not None else p).swapaxes(-1, -2) @ g
+    ds = g @ v.swapaxes(-1, -2)
+    if fn.mask is not None:
+        ds *= fn.mask
+    ds -= (ds * p).sum(axis=-1, keepdims=True)
+    ds *= p
+    ds *= q.dtype.type(fn.scale)
+    dq = ds @ k if need_q else None
+    dk = ds.swapaxes(-1, -2) @ q if need_k else None
+    return dq, dk, dv
+
+
 class ScaledDotProductAttention(Function):
     def forward(self, q, k, v):
-        xp = backend.get_array_module(q)
-        s = (q @ k.swapaxes(-1, -2)) * q.dtype.type(self.scale)
-        if self.causal:
-            tq, tk = s.shape[-2:]
-            future = xp.triu(xp.ones((tq, tk), dtype=bool), 1)  # key j > query i is not visible
-            s = xp.where(future, xp.asarray(-np.inf, dtype=s.dtype), s)
-        e = xp.exp(s - s.max(axis=-1, keepdims=True))
-        p = e / e.sum(axis=-1, keepdims=True)
-        self.q, self.k, self.v, self.p = q, k, v, p  # P' is recomputed in backward: one T x T array less
-        return (p * self.mask if self.mask is not None else p) @ v
+        return _attention_forward(self, q, k, v)
 
-    # out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
-    # dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
     def backward(self, g):
-        q, k, v, p = self.q, self.k, self.v, self.p
-        dv = None
-        if self.needs_input_grad[2]:
-            pd = p * self.mask if self.mask is not None else p
-            dv = pd.swapaxes(-1, -2) @ g
-        dp = g @ v.swapaxes(-1, -2)
-        if self.mask is not None:
-            dp *= self.mask
-        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-        ds *= q.dtype.type(self.scale)
-        dq = ds @ k if self.needs_input_grad[0] else None
-        dk = ds.swapaxes(-1, -2) @ q if self.needs_input_grad[1] else None
-        return dq, dk, dv
+        return _attention_backward(self, g, *self.needs_input_grad)
+
+
+class SelfAttention(Function):
+    """Multi-head attention on packed projections: qkv (B, T, 3C) -> (B, T, C).
+
+    The q, k and v of every head are strided views into qkv, so neither the split
+    nor the head transpose copies anything, and backward writes the three
+    gradients straight into one (B, T, 3C) array.
+    """
+
+    def forward(self, qkv):
+        B, T, C3 = qkv.shape
+        heads = qkv.reshape(B, T, 3, self.n_head, C3 // (3 * self.n_head)).transpose(2, 0, 3, 1, 4)
+        y = _attention_forward(self, heads[0], heads[1], heads[2])  # (B, H, T, hs)
+        return y.transpose(0, 2, 1, 3).reshape(B, T, C3 // 3)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        B, T, C = g.shape
+        hs = C // self.n_head
+        gh = g.reshape(B, T, self.n_head, hs).transpose(0, 2, 1, 3)
+        dqkv = xp.empty((3, B, self.n_head, T, hs), dtype=g.dtype)
+        dqkv[0], dqkv[1], dqkv[2] = _attention_backward(self, gh)
+        return dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * C)
+
+
+def self_attention(qkv, n_head, causal=True, dropout_p=0.0, training=True, scale=None):
+    """Multi-head self-attention from packed projections qkv (B, T, 3C): q | k | v along the last axis,
+    each split into n_head heads of size C // n_head. Returns the heads side by side, (B, T, C).
+
+    The same as splitting qkv into q, k, v of shape (B, n_head, T, hs), calling
+    scaled_dot_product_attention and merging the heads, in one Function.
+    """
+    _check_tensor(qkv, "qkv", "self_attention")
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
+        raise ValueError(f"self_attention(): qkv must be (B, T, 3 * C) with C divisible by n_head={n_head}, "
+                         f"got shape {qkv.shape}")
+    p = _check_p(dropout_p, "self_attention")
+    B, T, C3 = qkv.shape
+    scale = 1 / math.sqrt(C3 // (3 * n_head)) if scale is None else float(scale)
+    mask = _dropout_mask((B, n_head, T, T), p, qkv.dtype, qkv.device) if training and p > 0 else None
+    return SelfAttention.apply(qkv, n_head=n_head, causal=bool(causal), scale=scale, mask=mask)
 
 
 def scaled_dot_product_attention(q, k, v, causal=True, dropout_p=0.0, training=True, scale=None):
