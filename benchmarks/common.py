@@ -216,9 +216,12 @@ def fmt_stats(st):
 
 
 def format_table(headers, rows, title=None):
-    """Left-aligned first column, right-aligned others; a cell can be any object."""
+    """Left-aligned first column, right-aligned others; a cell can be any object.
+
+    A shorter row (e.g. device, model, 'skipped: why') is printed as is and does not widen the columns.
+    """
     rows = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows if i < len(r)]) for i, h in enumerate(headers)]
+    widths = [max([len(h)] + [len(r[i]) for r in rows if len(r) == len(headers)]) for i, h in enumerate(headers)]
 
     def line(cells):
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))

@@ -55,6 +55,9 @@ def test_format_table_aligns_columns():
     assert lines[0] == "T"
     assert len({len(line) for line in lines[1:]}) == 1  # header, rule and rows have one width
     assert lines[3].startswith("a ") and lines[3].endswith("1.5")
+    short = common.format_table(["a", "b", "c"], [["x", 1, 2], ["cuda", "skipped: a long reason why"]])
+    assert len(short.splitlines()[0]) == len("a  b  c")  # the short row does not widen the columns
+    assert short.splitlines()[-1] == "cuda  skipped: a long reason why"
 
 
 def test_machine_info_and_json_round_trip(tmp_path):
