@@ -7,6 +7,13 @@ The default is the course's architecture (post-norm blocks, 4x ReLU MLP):
 
 norm='pre' puts each layer norm inside its residual branch (x = x + attention(ln1(x)), ...), as GPT-2 does;
 it trains more stably when the model gets deep.
+
+Generation keeps a key/value cache (see tensorlite.nn.attention.KVCache): the prompt runs once, then each
+new token runs one position through the network and attends over the cached keys and values.
+The model sees at most block_size tokens, with positions 0..block_size-1 counted from the start of that
+window. Once the text is longer, the window slides by one token per step, every token's position (so its
+embedding, and every key and value computed from it) changes, and the cache must be rebuilt from the
+cropped window: past block_size, each step costs a full forward, the same as without a cache.
 """
 from dataclasses import asdict, dataclass
 
@@ -14,6 +21,7 @@ import tensorlite
 import tensorlite.nn as nn
 import tensorlite.nn.functional as F
 from models.sampling import generate_tokens
+from tensorlite.nn.attention import KVCache
 
 
 @dataclass
@@ -59,11 +67,11 @@ class Block(nn.Module):
         self.mlp = nn.FeedForward(config.n_embd, dropout=config.dropout, activation=config.activation,
                                   bias=config.bias)
 
-    def forward(self, x):
+    def forward(self, x, kv_cache=None):
         if self.pre_norm:
-            x = x + self.attn(self.ln1(x))
+            x = x + self.attn(self.ln1(x), kv_cache)
             return x + self.mlp(self.ln2(x))
-        x = self.ln1(x + self.attn(x))
+        x = self.ln1(x + self.attn(x, kv_cache))
         return self.ln2(x + self.mlp(x))
 
 
@@ -85,18 +93,28 @@ class GPT(nn.Module):
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
 
-    def forward(self, idx, targets=None):
-        """idx, targets: (B, T) int64 with T <= block_size -> logits (B, T, vocab), mean cross-entropy or None."""
+    def forward(self, idx, targets=None, kv_cache=None):
+        """idx, targets: (B, T) int64 with T <= block_size -> logits (B, T, vocab), mean cross-entropy or None.
+
+        kv_cache (from new_kv_cache(), for generation): idx holds only the tokens after the cached ones,
+        either a whole prompt into an empty cache or one token; they get the positions after the cached
+        ones, their keys and values are appended, and the logits are those of these new positions.
+        """
         if idx.ndim != 2:
             raise ValueError(f"idx must be (batch, time) token ids, got shape {idx.shape}")
         B, T = idx.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of length {T} is longer than the model's block_size "
-                             f"{self.config.block_size}; crop it to the last {self.config.block_size} tokens")
-        pos = tensorlite.arange(T, dtype=tensorlite.int64, device=idx.device)
+        past = 0 if kv_cache is None else kv_cache[0].length
+        if past + T > self.config.block_size:
+            raise ValueError(f"sequence of length {past + T} is longer than the model's block_size "
+                             f"{self.config.block_size}; crop it to the last {self.config.block_size} tokens"
+                             + (f" (and start a new cache: {past} positions are cached)" if past else ""))
+        if kv_cache is not None and len(kv_cache) != len(self.blocks):
+            raise ValueError(f"kv_cache has {len(kv_cache)} layers, the model {len(self.blocks)}: "
+                             "make it with model.new_kv_cache()")
+        pos = tensorlite.arange(past, past + T, dtype=tensorlite.int64, device=idx.device)
         x = self.token_embedding(idx) + self.position_embedding(pos)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if kv_cache is None else kv_cache[i])
         logits = self.lm_head(self.ln_f(x))
         if targets is None:
             return logits, None
@@ -104,7 +122,14 @@ class GPT(nn.Module):
             raise ValueError(f"targets shape {targets.shape} does not match idx shape {idx.shape}")
         return logits, F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
-        """idx (B, T) extended by max_new_tokens sampled tokens; the model sees the last block_size of them."""
-        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=self.config.block_size))
+    def new_kv_cache(self):
+        """An empty key/value cache, one KVCache per block, for forward(..., kv_cache=...)."""
+        return [KVCache() for _ in self.blocks]
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
+        """idx (B, T) extended by max_new_tokens sampled tokens; the model sees the last block_size of them.
+
+        use_cache=False runs the whole window through the model for every token (same tokens, slower)."""
+        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=self.config.block_size,
+                                   use_cache=use_cache))
         return tensorlite.cat([idx, *new], dim=1) if new else idx

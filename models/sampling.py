@@ -23,19 +23,34 @@ def sample_next(logits, temperature=1.0, top_k=None):
     return tensorlite.multinomial(probs, num_samples=1)
 
 
-def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, context=None):
-    """Yield (B, 1) tensors of new token ids, feeding each back in; the model sees at most `context` tokens."""
+def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, context=None, use_cache=True):
+    """Yield (B, 1) tensors of new token ids, feeding each back in; the model sees at most `context` tokens.
+
+    A model with new_kv_cache() (the GPT) keeps the keys and values of the tokens it has seen, so each step
+    runs only the newest token, unless use_cache=False. When the text outgrows `context` the window slides,
+    every token moves to a new position, and the cache is rebuilt from the cropped window. The tokens are
+    the same either way (up to float rounding in the logits).
+    """
     if idx.ndim != 2:
         raise ValueError(f"idx must be a (batch, time) tensor of token ids, got shape {idx.shape}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    use_cache = use_cache and hasattr(model, "new_kv_cache")
+    cache, cached = None, 0  # cached: how many tokens of the window the cache holds
     was_training = model.training
     model.eval()  # no dropout while sampling
     try:
         for _ in range(max_new_tokens):
             with tensorlite.no_grad():
                 cond = idx if context is None or idx.shape[1] <= context else idx[:, -context:]
-                logits, _ = model(cond)
+                if cache is not None and cond.shape[1] == cached + 1:
+                    logits, _ = model(cond[:, -1:], kv_cache=cache)  # only the new token runs
+                elif use_cache:
+                    cache = model.new_kv_cache()  # the first step, or the window slid: every position moved
+                    logits, _ = model(cond, kv_cache=cache)
+                else:
+                    logits, _ = model(cond)
+                cached = cond.shape[1]
                 nxt = sample_next(logits[:, -1, :], temperature, top_k)
                 idx = tensorlite.cat([idx, nxt], dim=1)
             yield nxt
