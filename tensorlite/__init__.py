@@ -8,7 +8,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .tensor import (Tensor, bool_, cat, chunk, double, float16, float32, float64, gelu, half, int8, int16,
                      int32, int64, long, matmul, split, stack, uint8, where)
 from .backend import manual_seed, get_rng_state, set_rng_state
-from . import optim
+from . import nn, optim, profiler
 from .serialization import CheckpointError, load, save
 
 
