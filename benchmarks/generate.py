@@ -9,8 +9,8 @@ token. The two paths must give the same tokens; the table says whether they did.
 Two regimes, reported apart:
 * inside the window (the text still fits in block_size): with the cache each token runs one position
   through the network and attends over the cached keys, O(T); without it the whole text runs again, O(T^2).
-* past the window: the window slides by one token per step, every position changes, and the cache is
-  rebuilt from the cropped window at every step (see models/gpt.py): both paths run a full forward.
+* past the window: the window slides by one token per step and every position changes, so cached keys
+  and values are stale (see models/gpt.py): both paths run a full forward of the window per token.
 """
 import time
 

@@ -12,8 +12,9 @@ Generation keeps a key/value cache (see tensorlite.nn.attention.KVCache): the pr
 new token runs one position through the network and attends over the cached keys and values.
 The model sees at most block_size tokens, with positions 0..block_size-1 counted from the start of that
 window. Once the text is longer, the window slides by one token per step, every token's position (so its
-embedding, and every key and value computed from it) changes, and the cache must be rebuilt from the
-cropped window: past block_size, each step costs a full forward, the same as without a cache.
+embedding, and every key and value computed from it) changes, and the cache is stale: rebuilt from the
+cropped window, it would be full, with no room for the next token, which slides the window again. So past
+block_size each step costs a full forward of the window, the same as without a cache (models/sampling.py).
 """
 from dataclasses import asdict, dataclass
 

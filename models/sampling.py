@@ -27,9 +27,10 @@ def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, con
     """Yield (B, 1) tensors of new token ids, feeding each back in; the model sees at most `context` tokens.
 
     A model with new_kv_cache() (the GPT) keeps the keys and values of the tokens it has seen, so each step
-    runs only the newest token, unless use_cache=False. When the text outgrows `context` the window slides,
-    every token moves to a new position, and the cache is rebuilt from the cropped window. The tokens are
-    the same either way (up to float rounding in the logits).
+    runs only the newest token, unless use_cache=False. Once the text fills `context`, the window slides by
+    one token per step and every token moves to a new position, so cached keys and values would be stale:
+    from then on each step runs the whole window, as without a cache. The tokens are the same either way
+    (the logits agree up to float rounding).
     """
     if idx.ndim != 2:
         raise ValueError(f"idx must be a (batch, time) tensor of token ids, got shape {idx.shape}")
@@ -45,10 +46,11 @@ def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, con
                 cond = idx if context is None or idx.shape[1] <= context else idx[:, -context:]
                 if cache is not None and cond.shape[1] == cached + 1:
                     logits, _ = model(cond[:, -1:], kv_cache=cache)  # only the new token runs
-                elif use_cache:
+                elif use_cache and (context is None or cond.shape[1] < context):
                     cache = model.new_kv_cache()  # the first step, or the window slid: every position moved
                     logits, _ = model(cond, kv_cache=cache)
-                else:
+                else:  # no cache, or a full window: the next step slides it again, a cache would be stale
+                    cache = None
                     logits, _ = model(cond)
                 cached = cond.shape[1]
                 nxt = sample_next(logits[:, -1, :], temperature, top_k)

@@ -103,7 +103,7 @@ def record_lengths(model):
     lengths, forward = [], model.forward
 
     def spy(idx, *args, **kw):
-        lengths.append(idx.shape[1])
+        lengths.append((idx.shape[1], kw.get("kv_cache") is not None))
         return forward(idx, *args, **kw)
     model.forward = spy
     return lengths
@@ -113,11 +113,15 @@ def test_each_cached_step_runs_one_token_until_the_window_slides():
     model = make_gpt(block_size=4)
     lengths = record_lengths(model)
     list(generate_tokens(model, random_ids((1, 2), 11, "cpu"), 6, context=4))
-    # prompt of 2, then one token at a time up to 4 tokens; then the window slides: a full window each step
-    assert lengths == [2, 1, 1, 4, 4, 4]
+    # prompt of 2 into the cache, then one token at a time up to 4 tokens; then the window slides:
+    # a full window each step, and no cache (it would be stale at the next step)
+    assert lengths == [(2, True), (1, True), (1, True), (4, False), (4, False), (4, False)]
     lengths.clear()
     list(generate_tokens(model, random_ids((1, 2), 11, "cpu"), 4, context=4, use_cache=False))
-    assert lengths == [2, 3, 4, 4]
+    assert lengths == [(2, False), (3, False), (4, False), (4, False)]
+    lengths.clear()
+    list(generate_tokens(model, random_ids((1, 9), 11, "cpu"), 2, context=4))  # a long prompt: cropped
+    assert lengths == [(4, False), (4, False)]
 
 
 def test_the_bigram_model_only_sees_the_last_token():
@@ -125,7 +129,7 @@ def test_the_bigram_model_only_sees_the_last_token():
     model = BigramLanguageModel(7)
     lengths = record_lengths(model)
     out = model.generate(random_ids((2, 5), 7, "cpu"), 6)
-    assert out.shape == (2, 11) and lengths == [1] * 6
+    assert out.shape == (2, 11) and lengths == [(1, False)] * 6
 
 
 def test_generation_runs_in_eval_mode_and_restores_train_mode():
