@@ -72,6 +72,7 @@ class KVCache:
     and T times the MLP work, though only the last position's output is used. The keys and values of the
     earlier positions do not change when a token is appended (causal attention: a position never sees
     the future), so we keep them: each step runs one position and attends over the cached keys, O(T).
+    Meant for generation under tensorlite.no_grad() (with gradients on, the cache would hold every step's graph).
     """
 
     def __init__(self):
