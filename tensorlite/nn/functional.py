@@ -401,13 +401,15 @@ def _attention_forward(fn, q, k, v):
         p += _causal_bias(p.shape[-2], p.shape[-1], p.dtype, xp)
     p -= p.max(axis=-1, keepdims=True)
     xp.exp(p, out=p)
-    p /= p.sum(axis=-1, keepdims=True)
-    fn.q, fn.k, fn.v, fn.p = q, k, v, p  # P' = P * mask is recomputed in backward: one T x T array less
-    return (p * fn.mask if fn.mask is not None else p) @ v
+    p *= 1 / p.sum(axis=-1, keepdims=True)  # one division per row, then products
+    out = (p * fn.mask if fn.mask is not None else p) @ v
+    fn.q, fn.k, fn.v, fn.p, fn.out = q, k, v, p, out  # P' = P * mask is recomputed in backward
+    return out
 
 
 # out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
 # dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
+# and the row sums sum_j dP_ij P_ij = sum_j (g_i . v_j) P'_ij = g_i . out_i: a (T, hs) product, not (T, T)
 def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True):
     q, k, v, p = fn.q, fn.k, fn.v, fn.p
     dv = None
@@ -416,7 +418,7 @@ def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True):
     ds = g @ v.swapaxes(-1, -2)
     if fn.mask is not None:
         ds *= fn.mask
-    ds -= (ds * p).sum(axis=-1, keepdims=True)
+    ds -= (g * fn.out).sum(axis=-1, keepdims=True)
     ds *= p
     ds *= q.dtype.type(fn.scale)
     dq = ds @ k if need_q else None
