@@ -15,7 +15,7 @@ PRESETS = {
                    learning_rate=3e-4, max_iters=3000, eval_interval=100, eval_iters=100,
                    weight_decay=0.01, beta2=0.999, grad_clip=0.0, warmup_iters=0, lr_decay=False),
     "cpu": dict(batch_size=32, block_size=64, n_embd=128, n_layer=4, n_head=4, dropout=0.0,
-                learning_rate=2e-3, max_iters=2000, eval_interval=250, eval_iters=20,
+                learning_rate=2e-3, max_iters=4000, eval_interval=250, eval_iters=20,
                 weight_decay=0.1, beta2=0.99, grad_clip=1.0, warmup_iters=100, lr_decay=True),
 }
 
