@@ -44,6 +44,32 @@ def keep_freed_host_memory(mmap_threshold=32 << 20, trim_threshold=512 << 20):
 keep_freed_host_memory()
 
 
+# ---------------------------------------------------------------- host threads
+_pool = None
+host_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parallel_for(n, body):
+    """Run body(slice) over [0, n) split into one contiguous part per CPU core, in threads.
+
+    NumPy releases the GIL inside its loops and BLAS calls, so independent rows
+    (the batch of an attention) run on all cores, where one NumPy call would use
+    one. Small n, or one core, runs body(slice(0, n)) inline.
+    """
+    global _pool
+    parts = min(host_threads, n)
+    if parts < 2:
+        body(slice(0, n))
+        return
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _pool = ThreadPoolExecutor(host_threads, thread_name_prefix="tensorlite")
+    bounds = [n * i // parts for i in range(parts + 1)]
+    futures = [_pool.submit(body, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    for f in futures:
+        f.result()
+
+
 # ---------------------------------------------------------------- devices
 def cupy_installed():
     return _cupy is not None

@@ -134,3 +134,22 @@ def test_import_works_without_cupy():
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr
     assert "CuPy is not installed" in out.stdout
+
+
+def test_parallel_for_covers_every_index_once(monkeypatch):
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(backend, "host_threads", threads)
+        for n in (0, 1, 2, 5, 17):
+            seen = []
+            backend.parallel_for(n, lambda r: seen.extend(range(n)[r]))
+            assert sorted(seen) == list(range(n))
+
+
+def test_parallel_for_raises_the_workers_error(monkeypatch):
+    monkeypatch.setattr(backend, "host_threads", 2)
+
+    def body(r):
+        raise ValueError(f"rows {r}")
+
+    with pytest.raises(ValueError, match="rows"):
+        backend.parallel_for(4, body)

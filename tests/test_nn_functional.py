@@ -108,12 +108,12 @@ def ce_case(draw):
     c = draw(st.integers(1, 5))
     seed = draw(seeds)
     rng = np.random.default_rng(seed)
-    targets = rng.integers(0, c, lead)
+    kept = rng.integers(0, c, lead)
     ignore = draw(st.sampled_from([-100, 0, 7]))
     drop = rng.random(lead) < 0.3
-    targets = np.where(drop, ignore, targets)
+    targets = np.where(drop, ignore, kept)
     if (targets == ignore).all():  # keep a counted row (all-ignored is tested on its own)
-        ignore = -100
+        targets, ignore = kept, -100
     return array(seed, lead + (c,), -3, 3), targets, ignore, draw(st.sampled_from(["mean", "sum", "none"]))
 
 
@@ -470,3 +470,18 @@ def test_self_attention_errors():
         F.self_attention(tl.ones(2, 3, 12), 3)
     with pytest.raises(ValueError, match=r"\(B, T, 3 \* C\)"):
         F.self_attention(tl.ones(3, 12), 2)
+
+
+def test_attention_split_over_threads_gives_the_same_result(monkeypatch):
+    from tensorlite import backend
+    qkv = array(3, (5, 6, 3 * 2 * 4))
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(backend, "host_threads", threads)
+        x = leaf(qkv, "cpu")
+        y = F.self_attention(x, 2)
+        y.backward(tl.tensor(array(4, y.shape), dtype=tl.float64))
+        results.append((y.numpy(), x.grad.numpy()))
+    for y, dx in results[1:]:
+        np.testing.assert_array_equal(y, results[0][0])
+        np.testing.assert_array_equal(dx, results[0][1])

@@ -390,39 +390,68 @@ def _causal_bias(tq, tk, dtype, xp):
 
 
 def _attention_forward(fn, q, k, v):
-    """P = softmax(scale q k^T + causal bias), then (P * dropout mask) @ v. Keeps q, k, v, P on `fn`.
+    """P = softmax(scale q k^T + causal bias), then (P * dropout mask) @ v. Keeps q, k, v, P, out on `fn`.
 
-    The softmax runs in place on the one (..., Tq, Tk) score array: no other array of that size is made.
+    The softmax runs in place on the one (..., Tq, Tk) score array. On the CPU the
+    leading (batch) rows are split over the cores (backend.parallel_for).
     """
     xp = backend.get_array_module(q)
-    p = q @ k.swapaxes(-1, -2)
-    p *= q.dtype.type(fn.scale)
-    if fn.causal:
-        p += _causal_bias(p.shape[-2], p.shape[-1], p.dtype, xp)
-    p -= p.max(axis=-1, keepdims=True)
-    xp.exp(p, out=p)
-    p *= 1 / p.sum(axis=-1, keepdims=True)  # one division per row, then products
-    out = (p * fn.mask if fn.mask is not None else p) @ v
+    lead, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
+    p = xp.empty(lead + (tq, tk), dtype=q.dtype)
+    out = xp.empty(lead + (tq, v.shape[-1]), dtype=q.dtype)
+    bias = _causal_bias(tq, tk, q.dtype, xp) if fn.causal else None
+    scale = q.dtype.type(fn.scale)
+
+    def rows(r):
+        pr = p[r]
+        xp.matmul(q[r], k[r].swapaxes(-1, -2), out=pr)
+        pr *= scale
+        if bias is not None:
+            pr += bias
+        pr -= pr.max(axis=-1, keepdims=True)
+        xp.exp(pr, out=pr)
+        pr *= 1 / pr.sum(axis=-1, keepdims=True)  # one division per row, then products
+        xp.matmul(pr * fn.mask[r] if fn.mask is not None else pr, v[r], out=out[r])
+
+    _over_rows(xp, lead, rows)
     fn.q, fn.k, fn.v, fn.p, fn.out = q, k, v, p, out  # P' = P * mask is recomputed in backward
     return out
+
+
+def _over_rows(xp, lead, body):
+    if xp is np and lead:
+        backend.parallel_for(lead[0], lambda r: body((r,)))
+    else:
+        body((Ellipsis,))
 
 
 # out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
 # dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
 # and the row sums sum_j dP_ij P_ij = sum_j (g_i . v_j) P'_ij = g_i . out_i: a (T, hs) product, not (T, T)
 def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True):
-    q, k, v, p = fn.q, fn.k, fn.v, fn.p
-    dv = None
-    if need_v:
-        dv = (p * fn.mask if fn.mask is not None else p).swapaxes(-1, -2) @ g
-    ds = g @ v.swapaxes(-1, -2)
-    if fn.mask is not None:
-        ds *= fn.mask
-    ds -= (g * fn.out).sum(axis=-1, keepdims=True)
-    ds *= p
-    ds *= q.dtype.type(fn.scale)
-    dq = ds @ k if need_q else None
-    dk = ds.swapaxes(-1, -2) @ q if need_k else None
+    xp = backend.get_array_module(g)
+    q, k, v, p, mask = fn.q, fn.k, fn.v, fn.p, fn.mask
+    dq = xp.empty(q.shape, dtype=g.dtype) if need_q else None
+    dk = xp.empty(k.shape, dtype=g.dtype) if need_k else None
+    dv = xp.empty(v.shape, dtype=g.dtype) if need_v else None
+    scale = g.dtype.type(fn.scale)
+
+    def rows(r):
+        pr = p[r]
+        if need_v:
+            xp.matmul((pr * mask[r] if mask is not None else pr).swapaxes(-1, -2), g[r], out=dv[r])
+        ds = g[r] @ v[r].swapaxes(-1, -2)
+        if mask is not None:
+            ds *= mask[r]
+        ds -= (g[r] * fn.out[r]).sum(axis=-1, keepdims=True)
+        ds *= pr
+        ds *= scale
+        if need_q:
+            xp.matmul(ds, k[r], out=dq[r])
+        if need_k:
+            xp.matmul(ds.swapaxes(-1, -2), q[r], out=dk[r])
+
+    _over_rows(xp, q.shape[:-2], rows)
     return dq, dk, dv
 
 
