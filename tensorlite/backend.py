@@ -21,22 +21,24 @@ else:
 
 
 # ---------------------------------------------------------------- host memory
-def keep_freed_host_memory(mmap_threshold=32 << 20, trim_threshold=512 << 20):
-    """Ask glibc's malloc to keep freed arrays for reuse instead of handing them back to the OS.
+def keep_freed_host_memory():
+    """Ask glibc's malloc to keep freed memory for reuse instead of handing it back to the OS.
 
-    A training step makes and frees hundreds of temporary arrays of a few MB. By
-    default glibc serves each from fresh pages (mmap) and returns it on free, so
-    every temporary page-faults again: ~20% of a small GPT's step on the CPU.
-    Raising the mmap and trim thresholds makes freed blocks reusable, as the
-    frameworks' own allocators do. Runs once at import (glibc only); set
-    TENSORLITE_KEEP_HOST_MEMORY=0 to leave malloc alone. Returns True if applied.
+    A training step makes and frees hundreds of temporary arrays, up to hundreds of MB.
+    By default glibc serves each large one from fresh pages (mmap) and returns it on
+    free, so every temporary page-faults again, and trims the heap after each step:
+    20% of a GPT's step on the CPU goes to page faults. Serving every block from the
+    heap and never trimming it makes freed blocks reusable, as the frameworks' own
+    allocators do; the cost is that the process keeps its peak memory. Runs once at
+    import (glibc only); set TENSORLITE_KEEP_HOST_MEMORY=0 to leave malloc alone.
+    Returns True if applied.
     """
     if os.environ.get("TENSORLITE_KEEP_HOST_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, mmap_threshold) and libc.mallopt(M_TRIM_THRESHOLD, trim_threshold))
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        return bool(libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, -1))
     except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
         return False
 
