@@ -473,15 +473,18 @@ def test_self_attention_errors():
 
 
 def test_attention_split_over_threads_gives_the_same_result(monkeypatch):
+    """Attention splits its batch rows over the CPU cores: any split gives identical numbers."""
     from tensorlite import backend
-    qkv = array(3, (5, 6, 3 * 2 * 4))
-    results = []
-    for threads in (1, 2, 3):
-        monkeypatch.setattr(backend, "host_threads", threads)
-        x = leaf(qkv, "cpu")
-        y = F.self_attention(x, 2)
-        y.backward(tl.tensor(array(4, y.shape), dtype=tl.float64))
-        results.append((y.numpy(), x.grad.numpy()))
-    for y, dx in results[1:]:
-        np.testing.assert_array_equal(y, results[0][0])
-        np.testing.assert_array_equal(dx, results[0][1])
+    cases = [(lambda x: F.self_attention(x, 2), [array(3, (5, 6, 3 * 2 * 4))]),
+             (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, causal=False), [array(i, (3, 2, 4, 2)) for i in range(3)])]
+    for fn, arrays in cases:
+        results = []
+        for threads in (1, 2, 3):
+            monkeypatch.setattr(backend, "host_threads", threads)
+            leaves = [leaf(a, "cpu") for a in arrays]
+            y = fn(*leaves)
+            y.backward(tl.tensor(array(4, y.shape), dtype=tl.float64))
+            results.append([y.numpy()] + [x.grad.numpy() for x in leaves])
+        for other in results[1:]:
+            for a, b in zip(other, results[0]):
+                np.testing.assert_array_equal(a, b)

@@ -379,13 +379,15 @@ def gelu(x, approximate="none"):
 _causal_bias_cache = {}
 
 
-def _causal_bias(tq, tk, dtype, xp):
-    """(tq, tk) additive mask: 0 where query i may see key j <= i, -inf above the diagonal (cached)."""
-    key = (tq, tk, np.dtype(dtype).str, xp.__name__, backend.device_of(xp.empty(0)) if xp is not np else "cpu")
+def _causal_bias(tq, tk, like):
+    """(tq, tk) additive mask, cached per size, dtype and device: 0 where query i may see key j <= i,
+    -inf above the diagonal."""
+    key = (tq, tk, like.dtype.str, backend.device_of(like))
     bias = _causal_bias_cache.get(key)
     if bias is None:
+        xp = backend.get_array_module(like)
         future = xp.triu(xp.ones((tq, tk), dtype=bool), 1)
-        bias = _causal_bias_cache[key] = xp.where(future, xp.asarray(-np.inf, dtype=dtype), xp.zeros((), dtype))
+        bias = _causal_bias_cache[key] = xp.where(future, xp.asarray(-np.inf, like.dtype), xp.zeros((), like.dtype))
     return bias
 
 
@@ -399,7 +401,7 @@ def _attention_forward(fn, q, k, v):
     lead, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
     p = xp.empty(lead + (tq, tk), dtype=q.dtype)
     out = xp.empty(lead + (tq, v.shape[-1]), dtype=q.dtype)
-    bias = _causal_bias(tq, tk, q.dtype, xp) if fn.causal else None
+    bias = _causal_bias(tq, tk, q) if fn.causal else None
     scale = q.dtype.type(fn.scale)
 
     def rows(r):
