@@ -8,20 +8,15 @@ import sys
 from dataclasses import dataclass
 
 from train.loop import _arg, cli_main, parse_config
-from train.sample import generate_stream, load_checkpoint_model
+from train.sample import GenerationConfig, generate_stream, load_checkpoint_model
 from train.tokenizers import UnknownCharacterError
 
 
 @dataclass
-class ChatConfig:
+class ChatConfig(GenerationConfig):
     """Chat with a checkpoint: each line you type is continued by the model."""
-    checkpoint: str = _arg("out/gpt/best.ckpt", "checkpoint file (last.ckpt or best.ckpt)")
     max_new_tokens: int = _arg(300, "tokens generated per reply")
     temperature: float = _arg(0.8, "softmax temperature")
-    top_k: int = _arg(0, "sample among the k most likely tokens only (0: all)")
-    seed: int = _arg(-1, "random seed (-1: a random one)")
-    device: str = _arg("auto", "auto, cpu, cuda or cuda:N")
-    unknown: str = _arg("error", "prompt characters outside the vocabulary", choices=["error", "skip"])
 
 
 def chat(model, tokenizer, cfg, input=input, write=sys.stdout.write):

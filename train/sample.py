@@ -76,10 +76,9 @@ def generate_stream(model, tokenizer, prompt, max_new_tokens=200, temperature=1.
 
 
 @dataclass
-class SampleConfig:
-    """Generate text from a checkpoint written by train.bigram or train.gpt."""
+class GenerationConfig:
+    """What every program that generates from a checkpoint takes (sample, chat)."""
     checkpoint: str = _arg("out/gpt/best.ckpt", "checkpoint file (last.ckpt or best.ckpt)")
-    prompt: str = _arg("\n", "text to continue")
     max_new_tokens: int = _arg(500, "tokens to generate")
     temperature: float = _arg(1.0, "softmax temperature (0: always the most likely token)")
     top_k: int = _arg(0, "sample among the k most likely tokens only (0: all)")
@@ -87,6 +86,12 @@ class SampleConfig:
     device: str = _arg("auto", "auto, cpu, cuda or cuda:N")
     unknown: str = _arg("error", "what to do with prompt characters outside the vocabulary",
                         choices=["error", "skip"])
+
+
+@dataclass
+class SampleConfig(GenerationConfig):
+    """Generate text from a checkpoint written by train.bigram or train.gpt."""
+    prompt: str = _arg("\n", "text to continue")
 
 
 def main(argv=None):
