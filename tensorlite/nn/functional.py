@@ -430,12 +430,12 @@ def _over_rows(xp, lead, body):
 # out = P' V, P' = dropout(P), P = softmax(scale * Q K^T + causal mask):
 # dV = P'^T G;  dP = (G V^T) * mask;  dS = P * (dP - sum(dP * P));  dQ = scale dS K;  dK = scale dS^T Q
 # and the row sums sum_j dP_ij P_ij = sum_j (g_i . v_j) P'_ij = g_i . out_i: a (T, hs) product, not (T, T)
-def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True):
+def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True, into=None):
+    """dq, dk, dv (None where not needed), written into the arrays `into` when given."""
     xp = backend.get_array_module(g)
     q, k, v, p, mask = fn.q, fn.k, fn.v, fn.p, fn.mask
-    dq = xp.empty(q.shape, dtype=g.dtype) if need_q else None
-    dk = xp.empty(k.shape, dtype=g.dtype) if need_k else None
-    dv = xp.empty(v.shape, dtype=g.dtype) if need_v else None
+    dq, dk, dv = into if into is not None else (
+        xp.empty(x.shape, dtype=g.dtype) if need else None for x, need in ((q, need_q), (k, need_k), (v, need_v)))
     scale = g.dtype.type(fn.scale)
 
     def rows(r):
@@ -484,9 +484,10 @@ class SelfAttention(Function):
         B, T, C = g.shape
         hs = C // self.n_head
         gh = g.reshape(B, T, self.n_head, hs).transpose(0, 2, 1, 3)
-        dqkv = xp.empty((3, B, self.n_head, T, hs), dtype=g.dtype)
-        dqkv[0], dqkv[1], dqkv[2] = _attention_backward(self, gh)
-        return dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * C)
+        dqkv = xp.empty((B, T, 3, self.n_head, hs), dtype=g.dtype)
+        heads = dqkv.transpose(2, 0, 3, 1, 4)  # the same views of q | k | v as in forward
+        _attention_backward(self, gh, into=(heads[0], heads[1], heads[2]))
+        return dqkv.reshape(B, T, 3 * C)
 
 
 def self_attention(qkv, n_head, causal=True, dropout_p=0.0, training=True, scale=None):
