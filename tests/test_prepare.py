@@ -149,6 +149,20 @@ def test_interrupted_forced_run_keeps_the_old_dataset(tmp_path, monkeypatch):
     assert load_prepared(tmp_path / "out")[0].kind == "bpe"
 
 
+def test_a_killed_runs_temporary_folder_is_removed_by_the_next_run(tmp_path):
+    make_owt(tmp_path / "src")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a PID that has just exited
+    killed = tmp_path / f".out.tmp-{dead}"
+    alive = tmp_path / ".out.tmp-1"  # PID 1 always runs: another live preparation must be left alone
+    for d in (killed, alive):
+        d.mkdir()
+        (d / "train.bin").write_bytes(b"half")
+    prepare("openwebtext", tmp_path / "src", tmp_path / "out", quiet=True)
+    assert not killed.exists() and alive.exists()
+    load_prepared(tmp_path / "out")
+
+
 def test_text_folder_and_non_utf8(tmp_path):
     src = tmp_path / "books"
     src.mkdir()

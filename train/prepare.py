@@ -443,6 +443,7 @@ def prepare(corpus, src, out, tokenizer="char", vocab_size=8192, min_char_count=
     dtype = token_dtype(tok.vocab_size)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -492,6 +493,20 @@ def prepare(corpus, src, out, tokenizer="char", vocab_size=8192, min_char_count=
     if not quiet:
         _summary(meta, nbytes, seconds, out)
     return meta
+
+
+def _remove_stale_temps(out):
+    """Delete temporary folders of earlier runs for the same --out that were killed (their process is gone)."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # it exists, under another user
+            pass
 
 
 def _split_tail(tmp, dtype, n, val_fraction):
