@@ -225,19 +225,19 @@ class Generator:
                 self._cuda.seed(seed)
         return self._cuda
 
-    def random(self, shape, dtype):
+    def _draw(self, host_method, cuda_method, shape, dtype):
+        """Draw in float32 or float64 (the dtypes the generators make); other float dtypes are cast after."""
+        native = dtype if np.dtype(dtype) in (np.float32, np.float64) else np.float32
         if self.device == "cpu":
-            return self._host.random(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float64).astype(dtype, copy=False)
+            return getattr(self._host, host_method)(shape, dtype=native).astype(dtype, copy=False)
         with device_context(self.device):
-            return self._cuda_rs().random_sample(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float64).astype(dtype, copy=False)
+            return getattr(self._cuda_rs(), cuda_method)(shape, dtype=native).astype(dtype, copy=False)
+
+    def random(self, shape, dtype):
+        return self._draw("random", "random_sample", shape, dtype)
 
     def normal(self, shape, dtype):
-        if self.device == "cpu":
-            if dtype in (np.float32, np.float64):
-                return self._host.standard_normal(shape, dtype=dtype)
-            return self._host.standard_normal(shape).astype(dtype)
-        with device_context(self.device):
-            return self._cuda_rs().standard_normal(shape, dtype=dtype if dtype in (np.float32, np.float64) else np.float32).astype(dtype, copy=False)
+        return self._draw("standard_normal", "standard_normal", shape, dtype)
 
     def integers(self, low, high, shape, dtype):
         if self.device == "cpu":

@@ -57,20 +57,15 @@ class Module:
             self.__dict__.pop(name, None)
             (params if isinstance(value, Parameter) else modules)[name] = value
             return
-        params = self.__dict__.get("_parameters")
-        if params is not None and name in params:
-            if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} to parameter {name!r} of "
-                                f"{type(self).__name__} (expected a Parameter or None)")
-            params[name] = None
-            return
-        modules = self.__dict__.get("_modules")
-        if modules is not None and name in modules:
-            if value is not None:
-                raise TypeError(f"cannot assign {type(value).__name__} to sub-module {name!r} of "
-                                f"{type(self).__name__} (expected a Module or None)")
-            modules[name] = None
-            return
+        for registry, kind, expected in (("_parameters", "parameter", "a Parameter"),
+                                         ("_modules", "sub-module", "a Module")):
+            d = self.__dict__.get(registry)
+            if d is not None and name in d:
+                if value is not None:
+                    raise TypeError(f"cannot assign {type(value).__name__} to {kind} {name!r} of "
+                                    f"{type(self).__name__} (expected {expected} or None)")
+                d[name] = None
+                return
         buffers = self.__dict__.get("_buffers")
         if buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
