@@ -162,21 +162,68 @@ def to_device(array, device):
     if device_of(array) == device:
         return array
     if device == "cpu":
+        run_deferred_checks()
         return _cupy.asnumpy(array)
     with device_context(device):
         return _cupy.asarray(array)
 
 
 def to_numpy(array):
+    run_deferred_checks()
     return array if isinstance(array, np.ndarray) else _cupy.asnumpy(array)
 
 
 def synchronize(device=None):
     """Wait for all queued GPU work on `device` (no-op on cpu)."""
+    run_deferred_checks()
     if device is None or device == "cpu" or _cupy is None:
         return
     with device_context(device):
         _cupy.cuda.Device().synchronize()
+
+
+# ---------------------------------------------------------------- range checks that do not stall a GPU
+# A check such as "every embedding index is < num_embeddings" needs the answer on the host. On a GPU
+# reading it makes the host wait until the device has run all the work queued before it, so a check
+# in every embedding of every training step would leave the GPU idle between steps. There the test
+# is computed on the device and queued instead; the queue is read at the next read of device data
+# (Tensor.item(), .numpy(), .tolist(), a copy to the CPU, synchronize()), when MAX_DEFERRED checks
+# are waiting, or by run_deferred_checks(). The error is the same, raised late, as CUDA reports its
+# own errors. On the CPU the answer costs nothing to read, so the check is immediate.
+MAX_DEFERRED = 256
+defer_checks_on_cpu = False  # tests set this to run the GPU's deferred path on NumPy
+_deferred = []  # (any_bad, first_bad_value, make_error): two 0-d device arrays and a function
+
+
+def check_values(bad, values, make_error):
+    """Raise make_error(v), v being the first of `values` at which the boolean array `bad` is True,
+    if there is one: now on the CPU, at the next read of device data on a GPU (see above).
+
+    Returns True if the check was deferred: the caller must then keep its kernels in bounds
+    (clip the indices), since the bad values are still there when they run.
+    """
+    if isinstance(bad, np.ndarray) and not defer_checks_on_cpu:
+        if bad.any():
+            raise make_error(int(values.reshape(-1)[bad.reshape(-1).argmax()]))
+        return False
+    bad = bad.reshape(-1)
+    _deferred.append((bad.any(), values.reshape(-1).take(bad.argmax()), make_error))
+    if len(_deferred) >= MAX_DEFERRED:  # bounded: a loop that never reads a value still gets its errors
+        run_deferred_checks()
+    return True
+
+
+def run_deferred_checks():
+    """Read the queued checks (one wait for the device) and raise the first error among them."""
+    global _deferred
+    if not _deferred:
+        return
+    pending, _deferred = _deferred, []
+    for any_bad, first, make_error in pending:
+        if bool(any_bad):
+            err = make_error(int(first))
+            raise type(err)(f"{err} [this check ran on the device and is reported at the first read of a "
+                            "value after it, so the call that failed came before this line]")
 
 
 # ---------------------------------------------------------------- special functions

@@ -131,13 +131,17 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     # ------------------------------------------------------------ host access
+    # Each read first runs the range checks queued on a GPU (backend.check_values), so an error
+    # raised late still comes before any value computed from bad indices is seen.
     def numpy(self):
         """A NumPy copy on the host (a copy also on the CPU, so it never aliases a graph's array)."""
+        backend.run_deferred_checks()
         return self.data.copy() if self.device == "cpu" else backend.to_numpy(self.data)
 
     def item(self):
         if self.data.size != 1:
             raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        backend.run_deferred_checks()
         return self.data.reshape(()).item() if self.device == "cpu" else backend.to_numpy(self.data).reshape(()).item()
 
     def tolist(self):

@@ -164,11 +164,11 @@ def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
                          f"{logits.shape}: expected targets of shape {lead} (one class index per row)")
     t = t.reshape(-1).astype(np.int64, copy=False)
     valid = t != ignore_index
-    bad = valid & ((t < 0) | (t >= c))
-    if bool(bad.any()):  # one host sync: a wrong class index must not turn into a silent wrong loss
-        first = int(t[int(bad.argmax())])
-        raise IndexError(f"cross_entropy(): target {first} is out of range for {c} classes "
-                         f"(valid: 0..{c - 1}, or ignore_index={ignore_index})")
+    # a wrong class index must not turn into a silent wrong loss (checked without a host sync on a GPU)
+    if backend.check_values(valid & ((t < 0) | (t >= c)), t, lambda first: IndexError(
+            f"cross_entropy(): target {first} is out of range for {c} classes "
+            f"(valid: 0..{c - 1}, or ignore_index={ignore_index})")):
+        t = t.clip(0, c - 1)  # the error comes at the next read; until then keep the kernels in bounds
     return CrossEntropy.apply(logits.reshape(n, c), targets=t, valid=valid, reduction=reduction, out_shape=lead)
 
 
@@ -286,12 +286,11 @@ def embedding(idx, weight):
         raise ValueError(f"embedding(): weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
     arr = _index_array(idx, weight.device, "embedding", "idx")
     v = weight.shape[0]
-    if arr.size:
-        bad = (arr < 0) | (arr >= v)
-        if bool(bad.any()):  # one host sync; never let take() wrap an index around
-            first = int(arr.reshape(-1)[int(bad.reshape(-1).argmax())])
-            raise IndexError(f"embedding(): index {first} is out of range for an embedding table of size {v} "
-                             f"(valid indices: 0..{v - 1})")
+    # never let take() wrap an index around (checked without a host sync on a GPU)
+    if arr.size and backend.check_values((arr < 0) | (arr >= v), arr, lambda first: IndexError(
+            f"embedding(): index {first} is out of range for an embedding table of size {v} "
+            f"(valid indices: 0..{v - 1})")):
+        arr = arr.clip(0, v - 1)  # the error comes at the next read; until then keep the kernels in bounds
     return Embedding.apply(weight, idx=arr.astype(np.int64, copy=False))
 
 
