@@ -147,3 +147,38 @@ def test_top_k_only_samples_the_k_most_likely():
     logits = tensorlite.tensor([[0.0, 5.0, 1.0, 4.9, -2.0]] * 200)
     picks = set(sample_next(logits, temperature=5.0, top_k=2).numpy().ravel().tolist())
     assert picks == {1, 3}
+
+
+@pytest.mark.parametrize("norm,activation", [("post", "relu"), ("pre", "gelu")])
+def test_a_float32_step_makes_no_float64_array(device, norm, activation, monkeypatch):
+    """No float64 temporaries: every Function output, every array it saves for backward, every
+    gradient it returns and every optimizer state stays float32 (a NumPy float64 scalar, or a
+    Python-side float64 array, in the math would promote them and halve the speed)."""
+    from tensorlite import autograd
+    seen = []
+
+    def hook(fn, phase, *arrays):
+        out = getattr(fn, phase)(*arrays)
+        saved = [v for v in vars(fn).values() if hasattr(v, "dtype") and hasattr(v, "shape")]
+        for a in (out if isinstance(out, tuple) else (out,)) + tuple(saved):
+            if a is not None and a.dtype.kind == "f":
+                seen.append((type(fn).__name__, phase, str(a.dtype)))
+        return out
+
+    model = GPT(tiny_config(norm=norm, activation=activation, dropout=0.2)).to(device)
+    opt = tensorlite.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = next(repetitive_batches(device))
+    monkeypatch.setattr(autograd, "_profile_hook", hook)
+    for _ in range(2):
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        tensorlite.optim.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    names = {name for name, _, _ in seen}
+    assert {"Linear", "LayerNorm", "SelfAttention", "Embedding", "CrossEntropy", "Dropout"} <= names
+    assert [s for s in seen if s[2] != "float32"] == []
+    assert loss.dtype == tensorlite.float32
+    for p in model.parameters():
+        assert p.dtype == p.grad.dtype == tensorlite.float32
+        assert all(v.dtype == tensorlite.float32 for v in opt.state[p].values() if hasattr(v, "dtype")), p.shape
