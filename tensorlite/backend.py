@@ -9,7 +9,15 @@ import math
 import os
 import sys
 
-import numpy as np
+# OpenBLAS's idle worker threads spin for about 0.1 s (2^28 cycles) after each matrix product before they
+# sleep. In a training step a product is followed by NumPy work on the same cores (attention rows even run
+# in threads of our own), and the spinning workers take those cores from it: the cpu-preset GPT step was
+# 11% slower and its attention 60% slower. OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles) lets them sleep at once.
+# OpenBLAS reads it when it loads, at NumPy's import, so it is set here, before `import numpy`; train/ and
+# benchmarks/ import tensorlite first for that reason. A value the user set is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402 (after the variable above)
 
 try:  # CuPy is optional: importing tensorlite must work without it.
     import cupy as _cupy

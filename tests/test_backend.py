@@ -1,6 +1,7 @@
 """Devices: availability, device strings, clear errors without CUDA, mixing devices, import without CuPy."""
 import importlib.util
 import math
+import os
 import subprocess
 import sys
 
@@ -153,3 +154,16 @@ def test_parallel_for_raises_the_workers_error(monkeypatch):
 
     with pytest.raises(ValueError, match="rows"):
         backend.parallel_for(4, body)
+
+
+@pytest.mark.parametrize("given,expected", [(None, "4"), ("12", "12")])
+def test_idle_blas_threads_sleep_at_once_unless_the_user_says_otherwise(given, expected):
+    """tensorlite sets OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS (train/ imports it first)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if given is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = given
+    code = "import train, sys, os; assert 'numpy' in sys.modules; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
