@@ -2,6 +2,7 @@
 
     python -m benchmarks.compare_torch                        # cpu preset on cpu (+ cuda if present)
     python -m benchmarks.compare_torch --presets cpu course --steps 20 --json out.json
+    python -m benchmarks.compare_torch --no_check --breakdown  # where each library's step goes
     CUPY_TF32=1 python -m benchmarks.compare_torch --device cuda --tf32
 
 1. Correctness. The GPT of models/gpt.py is written again below in PyTorch, with
@@ -15,6 +16,9 @@
    hyperparameters) of each, timed in alternation (tensorlite, torch, tensorlite,
    torch, ...) so that a change in the machine's load hits both alike; the table
    gives the medians with quartiles and the ratio tensorlite / PyTorch.
+3. With --breakdown (CPU), where each one's step goes: tensorlite.profiler and
+   torch.profiler over a few more steps, the same kinds of work side by side
+   (matrix products, attention, layer norm, ...; see WORK).
 
 PyTorch gets as many threads as NumPy's BLAS uses, so both use the same cores.
 Without PyTorch this prints why and exits with status 0.
@@ -216,6 +220,67 @@ def time_alternating(size, device, args):
             "pair_ratio": common.summarize(pair_ratios)}
 
 
+# ---------------------------------------------------------------- where the time goes, side by side
+# Each kind of work: the tensorlite Functions that do it, and the PyTorch operators that do it (exact
+# names, then substrings). Self times, so nested operators are not counted twice.
+WORK = (
+    ("matrix products (Linear)", ("Linear",), ("aten::mm", "aten::addmm", "aten::bmm"), ()),
+    ("attention", ("SelfAttention", "ScaledDotProductAttention"), (),
+     ("scaled_dot_product", "flash_attention", "efficient_attention")),
+    ("layer norm", ("LayerNorm",), (), ("layer_norm",)),
+    ("activation (ReLU / GELU)", ("ReLU", "GELU"),
+     ("aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::gelu", "aten::gelu_backward"), ()),
+    ("dropout", ("Dropout",), ("aten::bernoulli_",), ("dropout",)),
+    ("embedding", ("Embedding",), ("aten::index_select",), ("embedding",)),
+    ("loss (cross-entropy)", ("CrossEntropy",), (), ("log_softmax", "nll_loss", "cross_entropy")),
+)
+
+
+def breakdown(size, device, args, steps=5):
+    """Milliseconds per step of each kind of WORK in both libraries, plus the optimizer and the rest.
+
+    tensorlite: tensorlite.profiler's Function times; the optimizer step timed around it.
+    PyTorch: torch.profiler's self CPU time of the matching operators; its optimizer is the
+    inclusive time of ``Optimizer.step``. "everything else" is the step's wall time minus the rows
+    (residual adds, reshapes, gradient bookkeeping, Python). CPU only: on a GPU these would be
+    launch times, not kernel times.
+    """
+    s = build("gpt", size, device, args.dtype, args.seed, lr=args.lr)
+    twin = torch_twin(s.model, device)
+    opt = torch.optim.AdamW(twin.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
+    x, y = _torch_batch(s)
+    for _ in range(max(args.warmup, 1)):
+        train_step(s)
+        torch_step(twin, opt, x, y, device)
+    opt_s = 0.0
+    with tensorlite.profiler.profile() as prof:
+        for _ in range(steps):
+            _, loss = s.model(s.x, s.y)
+            s.optimizer.zero_grad()
+            loss.backward()
+            t0 = time.perf_counter()
+            s.optimizer.step()
+            opt_s += time.perf_counter() - t0
+    fns = prof.totals()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as tprof:
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            torch_step(twin, opt, x, y, device)
+        torch_wall = time.perf_counter() - t0
+    events = tprof.key_averages()
+    rows = {}
+    for label, tl_names, exact, parts in WORK:
+        tl_s = sum(fns[n]["total_s"] for n in tl_names if n in fns)
+        t_us = sum(e.self_cpu_time_total for e in events if e.key in exact or any(p in e.key for p in parts))
+        rows[label] = (tl_s / steps, t_us / 1e6 / steps)
+    t_opt = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step")) / 1e6 / steps
+    rows["optimizer (AdamW)"] = (opt_s / steps, t_opt)
+    step = (prof.wall_s / steps, torch_wall / steps)
+    rows["everything else"] = tuple(step[i] - sum(r[i] for r in rows.values()) for i in range(2))
+    rows["whole step (profiled)"] = step
+    return rows
+
+
 # ---------------------------------------------------------------- command line
 def parse_args(argv):
     p = common.base_parser(__doc__.splitlines()[0])
@@ -236,6 +301,8 @@ def parse_args(argv):
     p.add_argument("--check_size", choices=["tiny", "preset"], default="preset",
                    help="check the gradients on a tiny GPT only, or also at each preset's size")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: NumPy's BLAS threads)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also profile both libraries and show each kind of work side by side (CPU only)")
     args = p.parse_args(argv)
     args.presets = args.presets or [args.preset or "cpu"]
     if args.steps is None:
@@ -313,7 +380,7 @@ def main(argv=None):
           f"timed dtype {args.dtype} | {args.steps} alternated steps each after {args.warmup} warm-up\n")
 
     results = {"checks": [], "timings": []}
-    check_rows, time_rows = [], []
+    check_rows, time_rows, breakdown_rows = [], [], []
     for device in args.device:
         device, reason = _usable(device)
         if reason:
@@ -336,6 +403,14 @@ def main(argv=None):
             r["preset"] = preset
             results["timings"].append(r)
             st = r["stats"]
+            if args.breakdown:
+                if device == "cpu":
+                    r["breakdown_s"] = breakdown(args.sizes[preset], device, args)
+                    breakdown_rows += [[device, preset, label, f"{a * 1e3:.2f}", f"{b * 1e3:.2f}",
+                                        f"{a / b:.2f}" if a > 0 and b > 0 else "-"]
+                                       for label, (a, b) in r["breakdown_s"].items()]
+                else:
+                    breakdown_rows.append([device, preset, "skipped: the breakdown covers the CPU only"])
             time_rows.append([device, preset, f"{r['parameters']:,}", common.fmt_stats(st["tensorlite"]),
                               common.fmt_stats(st["torch"]), f"{r['ratio']:.2f}",
                               f"{r['pair_ratio']['median_s']:.2f} [{r['pair_ratio']['q1_s']:.2f}, "
@@ -351,6 +426,11 @@ def main(argv=None):
                                    "torch median [q1, q3]", "ratio tl/torch", "per-pair ratio [q1, q3]",
                                    "tokens/s tl / torch"], time_rows,
                                   title="Training step (forward + backward + AdamW), alternated"))
+        print()
+    if breakdown_rows:
+        print(common.format_table(["device", "preset", "work", "tensorlite ms", "torch ms", "ratio"], breakdown_rows,
+                                  title="Where the time goes, per step (tensorlite.profiler; torch.profiler self "
+                                        "CPU time)"))
         print()
     if args.json:
         common.write_json(args.json, "compare_torch", args, results, machine)

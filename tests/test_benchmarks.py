@@ -249,3 +249,23 @@ def test_compare_torch_tiny(tmp_path, capsys):
     _well_ordered(t["stats"]["tensorlite"])
     _well_ordered(t["stats"]["torch"])
     assert t["ratio"] == pytest.approx(t["stats"]["tensorlite"]["median_s"] / t["stats"]["torch"]["median_s"])
+
+
+@needs_torch
+def test_compare_torch_breakdown_tiny(tmp_path, capsys):
+    path = tmp_path / "ct.json"
+    argv = ["--device", "cpu", *TINY_SIZE, "--steps", "2", "--warmup", "1", "--no_check", "--breakdown",
+            "--json", str(path)]
+    assert compare_torch.main(argv) == 0
+    assert "Where the time goes, per step" in capsys.readouterr().out
+    (t,) = _load(path)["results"]["timings"]
+    rows = t["breakdown_s"]
+    assert list(rows)[:3] == ["matrix products (Linear)", "attention", "layer norm"]
+    for label, (tl_s, torch_s) in rows.items():
+        if label != "everything else":
+            assert tl_s >= 0 and torch_s >= 0, label
+    tl_step, torch_step = rows["whole step (profiled)"]
+    assert tl_step > 0 and torch_step > 0
+    assert rows["matrix products (Linear)"][0] > 0 and rows["matrix products (Linear)"][1] > 0
+    parts = [v for k, v in rows.items() if k != "whole step (profiled)"]
+    assert sum(p[0] for p in parts) == pytest.approx(tl_step) and sum(p[1] for p in parts) == pytest.approx(torch_step)
