@@ -14,7 +14,8 @@ import sys
 # in threads of our own), and the spinning workers take those cores from it: the cpu-preset GPT step was
 # 11% slower and its attention 60% slower. OPENBLAS_THREAD_TIMEOUT=4 (2^4 cycles) lets them sleep at once.
 # OpenBLAS reads it when it loads, at NumPy's import, so it is set here, before `import numpy`; train/ and
-# benchmarks/ import tensorlite first for that reason. A value the user set is kept.
+# benchmarks/ import tensorlite first for that reason. A value the user set is kept. A script that imports
+# NumPy before tensorlite gets OpenBLAS's default; it should set the variable in its environment.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402 (after the variable above)
