@@ -30,8 +30,9 @@ worker may spin (busy-wait) before it sleeps. OpenBLAS's spin by default for
 ~0.1 s, which made PyTorch's step 10x slower in alternation on a 2-core
 machine; tensorlite sets OPENBLAS_THREAD_TIMEOUT=4 at import (see
 tensorlite/backend.py), so its workers sleep at once, and each library then runs
-as fast as alone (cpu preset, 2 cores: PyTorch 86-92 ms alone, 85-89 ms here;
-tensorlite 96-109 ms alone, 96-102 ms here). PyTorch keeps its own defaults.
+as fast as alone (cpu preset, 2 cores: PyTorch 85-89 ms alone, 83-92 ms
+alternated; tensorlite 95-108 ms alone, 100-104 ms alternated). PyTorch keeps
+its own defaults.
 
 An earlier version also forced OMP_WAIT_POLICY=PASSIVE on PyTorch. That made
 PyTorch's step ~17% slower than alone (86 -> 104 ms) and so flattered
