@@ -36,7 +36,7 @@ its own defaults.
 
 An earlier version also forced OMP_WAIT_POLICY=PASSIVE on PyTorch. That made
 PyTorch's step ~17% slower than alone (86 -> 104 ms) and so flattered
-tensorlite's ratio (0.88 reported where the fair one was ~1.15); it is no
+tensorlite's ratio (0.88 reported where the fair one was ~1.1); it is no
 longer set. The thread variables in effect are printed with the results.
 """
 import os
