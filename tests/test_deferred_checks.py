@@ -11,6 +11,7 @@ import tensorlite as tl
 from models.gpt import GPT, GPTConfig
 from tensorlite import backend
 from tensorlite.nn import functional as F
+from train.loop import train_step
 
 
 @pytest.fixture
@@ -66,19 +67,18 @@ def test_valid_indices_pass_and_the_queue_is_bounded(deferred, monkeypatch):
         F.embedding(tl.tensor([0], device=deferred), w)  # the bad call two calls back, found when the queue fills
 
 
+def _tiny_gpt(device):
+    """A small GPT with dropout, its AdamW and one random batch on `device`."""
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_layer=2, n_head=2, dropout=0.1)).to(device)
+    x, y = (tl.randint(0, 11, (3, 8), device=device) for _ in range(2))
+    return model, tl.optim.AdamW(model.parameters(), lr=1e-3), x, y
+
+
 def test_a_training_step_reads_nothing_back(deferred):
     """Every check of a GPT step (two embeddings and the loss) is queued; none is read inside the step."""
-    cfg = GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_layer=2, n_head=2, dropout=0.1)
-    model = GPT(cfg).to(deferred)
-    opt = tl.optim.AdamW(model.parameters(), lr=1e-3)
-    x = tl.randint(0, 11, (3, 8), device=deferred)
-    y = tl.randint(0, 11, (3, 8), device=deferred)
+    model, opt, x, y = _tiny_gpt(deferred)
     for step in range(2):
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        tl.optim.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, x, y, grad_clip=1.0)
         assert len(backend._deferred) == 3 * (step + 1)
     assert np.isfinite(loss.item()) and backend._deferred == []
 
@@ -96,15 +96,8 @@ def test_cuda_step_does_not_synchronize():
     cupyx = pytest.importorskip("cupyx")
     if not hasattr(cupyx, "allow_synchronize"):
         pytest.skip("this CuPy has no cupyx.allow_synchronize to detect a synchronisation")
-    cfg = GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_layer=2, n_head=2, dropout=0.1)
-    model = GPT(cfg).to("cuda")
-    opt = tl.optim.AdamW(model.parameters(), lr=1e-3)
-    x, y = tl.randint(0, 11, (3, 8), device="cuda"), tl.randint(0, 11, (3, 8), device="cuda")
+    model, opt, x, y = _tiny_gpt("cuda")
     with cupyx.allow_synchronize(False):
         for _ in range(2):
-            _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            tl.optim.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = train_step(model, opt, x, y, grad_clip=1.0)
     assert np.isfinite(loss.item())

@@ -8,6 +8,7 @@ import tensorlite
 from models.bigram import BigramLanguageModel
 from models.gpt import GPT, GPTConfig
 from models.sampling import sample_next
+from train.loop import train_step
 
 
 def repetitive_batches(device, vocab=6, B=8, T=8, seed=0):
@@ -170,11 +171,7 @@ def test_a_float32_step_makes_no_float64_array(device, norm, activation, monkeyp
     x, y = next(repetitive_batches(device))
     monkeypatch.setattr(autograd, "_profile_hook", hook)
     for _ in range(2):
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        tensorlite.optim.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        loss = train_step(model, opt, x, y, grad_clip=1.0)
     names = {name for name, _, _ in seen}
     assert {"Linear", "LayerNorm", "SelfAttention", "Embedding", "CrossEntropy", "Dropout"} <= names
     assert [s for s in seen if s[2] != "float32"] == []

@@ -219,6 +219,17 @@ class RunState:
     history: list = field(default_factory=list)
 
 
+def train_step(model, optimizer, x, y, grad_clip=0.0):
+    """One step: loss of the batch, gradients, clipping to norm grad_clip (if > 0), update. Returns the loss."""
+    _, loss = model(x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        tensorlite.optim.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss
+
+
 def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_step=None, print=tqdm.write):
     """Train until cfg.max_iters. `extra` (model type, configs, tokenizer) goes into every checkpoint.
 
@@ -278,13 +289,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                 lr = lr_at(cfg, state.step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                x, y = batches.next()
-                _, loss = model(x, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    tensorlite.optim.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                loss = train_step(model, optimizer, *batches.next(), cfg.grad_clip)
                 state.step += 1
                 in_update = False
                 bar.update(1)
