@@ -197,16 +197,23 @@ def torch_step(model, optimizer, x, y, device):
     return loss
 
 
-def time_alternating(size, device, args):
-    """Median step times of both libraries, measured tl, torch, tl, torch, ... after a warm-up."""
+def _both(size, device, args, warmup):
+    """tensorlite's setup and one training step of each library ({"tensorlite": f, "torch": f}, the
+    PyTorch twin with AdamW of the same hyperparameters), after `warmup` steps of each."""
     s = build("gpt", size, device, args.dtype, args.seed, lr=args.lr)
     twin = torch_twin(s.model, device)
     opt = torch.optim.AdamW(twin.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
     x, y = _torch_batch(s)
     runs = {"tensorlite": lambda: train_step(s), "torch": lambda: torch_step(twin, opt, x, y, device)}
-    for _ in range(args.warmup):
+    for _ in range(warmup):
         for run in runs.values():
             run()
+    return s, runs
+
+
+def time_alternating(size, device, args):
+    """Median step times of both libraries, measured tl, torch, tl, torch, ... after a warm-up."""
+    s, runs = _both(size, device, args, args.warmup)
     samples = {name: [] for name in runs}
     for _ in range(args.steps):
         for name, run in runs.items():
@@ -246,13 +253,7 @@ def breakdown(size, device, args, steps=5):
     (residual adds, reshapes, gradient bookkeeping, Python). CPU only: on a GPU these would be
     launch times, not kernel times.
     """
-    s = build("gpt", size, device, args.dtype, args.seed, lr=args.lr)
-    twin = torch_twin(s.model, device)
-    opt = torch.optim.AdamW(twin.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
-    x, y = _torch_batch(s)
-    for _ in range(max(args.warmup, 1)):
-        train_step(s)
-        torch_step(twin, opt, x, y, device)
+    s, runs = _both(size, device, args, max(args.warmup, 1))
     opt_s = 0.0
     with tensorlite.profiler.profile() as prof:
         for _ in range(steps):
@@ -266,7 +267,7 @@ def breakdown(size, device, args, steps=5):
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as tprof:
         t0 = time.perf_counter()
         for _ in range(steps):
-            torch_step(twin, opt, x, y, device)
+            runs["torch"]()
         torch_wall = time.perf_counter() - t0
     events = tprof.key_averages()
     rows = {}

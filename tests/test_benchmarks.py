@@ -233,15 +233,17 @@ def test_torch_twin_refuses_different_shapes():
         compare_torch.torch_twin(s.model, "cpu")
 
 
+def _compare_tiny(tmp_path, capsys, *options):
+    """compare_torch on a tiny GPT on the CPU: (printed text, JSON payload)."""
+    path = tmp_path / "ct.json"
+    assert compare_torch.main(["--device", "cpu", *TINY_SIZE, "--warmup", "1", *options, "--json", str(path)]) == 0
+    return capsys.readouterr().out, _load(path)
+
+
 @needs_torch
 def test_compare_torch_tiny(tmp_path, capsys):
-    path = tmp_path / "ct.json"
-    argv = ["--device", "cpu", *TINY_SIZE, "--steps", "3", "--warmup", "1", "--check_size", "tiny",
-            "--json", str(path)]
-    assert compare_torch.main(argv) == 0
-    out = capsys.readouterr().out
+    out, payload = _compare_tiny(tmp_path, capsys, "--steps", "3", "--check_size", "tiny")
     assert "Gradient agreement" in out and "ratio tl/torch" in out and " ok" in out
-    payload = _load(path)
     assert payload["machine"]["torch_threads"] >= 1
     assert all(c["ok"] for c in payload["results"]["checks"])
     (t,) = payload["results"]["timings"]
@@ -253,12 +255,9 @@ def test_compare_torch_tiny(tmp_path, capsys):
 
 @needs_torch
 def test_compare_torch_breakdown_tiny(tmp_path, capsys):
-    path = tmp_path / "ct.json"
-    argv = ["--device", "cpu", *TINY_SIZE, "--steps", "2", "--warmup", "1", "--no_check", "--breakdown",
-            "--json", str(path)]
-    assert compare_torch.main(argv) == 0
-    assert "Where the time goes, per step" in capsys.readouterr().out
-    (t,) = _load(path)["results"]["timings"]
+    out, payload = _compare_tiny(tmp_path, capsys, "--steps", "2", "--no_check", "--breakdown")
+    assert "Where the time goes, per step" in out
+    (t,) = payload["results"]["timings"]
     rows = t["breakdown_s"]
     assert list(rows)[:3] == ["matrix products (Linear)", "attention", "layer norm"]
     for label, (tl_s, torch_s) in rows.items():
