@@ -50,13 +50,25 @@ def save(obj, path):
     tree = _encode(obj, arrays, "obj", set())
     header = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree}, allow_nan=False).encode("utf-8")
     arrays[MARKER] = np.frombuffer(header, dtype=np.uint8)
+    atomic_write(path, lambda f: _write_npz(f, arrays))
+
+
+# ---------------------------------------------------------------- the one atomic writer
+def atomic_write(path, write, mode="wb"):
+    """Write a file so that `path` holds either its old content or all of the new one, never a part.
+
+    write(f) fills a temporary file beside `path` (so the rename stays within one file system); it is
+    fsynced and renamed over `path`, and the rename is made durable by an fsync of the folder. On any
+    error, or a signal, the temporary file is removed and `path` is untouched. mode 'w' writes UTF-8 text.
+    Every writer of the project (checkpoints, logs' rewrites, corpora, benchmark JSON) goes through here.
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-    # the temporary file lives beside the target so os.replace is a rename within one file system
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
+        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import tensorlite
+from train.errors import DataError  # noqa: F401 (its home is train.errors)
 from train.tokenizers import CharTokenizer
 
 DEFAULT_URL = "https://www.gutenberg.org/cache/epub/1661/pg1661.txt"
 DEFAULT_NAME = "sherlock_holmes.txt"
 DEFAULT_TITLE = '"The Adventures of Sherlock Holmes" (Project Gutenberg ebook 1661)'
-
-
-class DataError(ValueError):
-    """The training data cannot be used; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------- the default corpus

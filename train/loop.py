@@ -8,13 +8,11 @@
 
 Inside a step nothing is read back to the host; the loss is read every `log_interval` steps for the bar.
 """
-import argparse
 import dataclasses
 import json
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,28 +20,15 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 import tensorlite
-from tensorlite import backend
-from train.data import Batches, DataError, load_corpus
+from train.cli import (apply_preset, build_parser, cli_main, option as _arg, parse_config,  # noqa: F401
+                       resolve_device)  # (re-exported until the callers import them from train.cli)
+from train.data import Batches, load_corpus
+from train.data import DataError  # noqa: F401
+from train.errors import CheckpointError, DeviceError, TrainingDiverged  # noqa: F401
 from train.tokenizers import tokenizer_from_dict
 
 CHECKPOINT_FORMAT = "tensorlite-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A file is not a usable tensorlite checkpoint (missing, foreign, or of another model)."""
-
-
-class DeviceError(RuntimeError):
-    """The device asked for cannot be used (e.g. --device cuda without a GPU)."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
-def _arg(default, help, **kw):
-    return field(default=default, metadata={"help": help, **kw})
 
 
 @dataclass
@@ -80,51 +65,6 @@ class TrainConfig:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--grad_clip and --weight_decay must be >= 0")
-
-
-# ---------------------------------------------------------------- command line from a dataclass
-def build_parser(config_cls, description=None, presets=None):
-    """An argparse parser with one --flag per dataclass field; bools get --flag / --no-flag."""
-    parser = argparse.ArgumentParser(description=description or config_cls.__doc__,
-                                     argument_default=argparse.SUPPRESS)
-    defaults = config_cls()
-    for f in dataclasses.fields(config_cls):
-        kw = {"help": f"{f.metadata.get('help', '')} (default: {getattr(defaults, f.name)!r})"}
-        if f.name == "preset" and presets:
-            kw["choices"] = ["auto", *presets]
-        elif "choices" in f.metadata:
-            kw["choices"] = f.metadata["choices"]
-        kind = type(getattr(defaults, f.name))
-        if kind is bool:
-            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, **kw)
-        else:
-            parser.add_argument(f"--{f.name}", type=kind, metavar=f.name.upper(), **kw)
-    return parser
-
-
-def parse_config(config_cls, argv=None, presets=None, description=None):
-    """(config, given): defaults, then the preset's values, then the flags given; `given` names those flags."""
-    parser = build_parser(config_cls, description, presets)
-    given = vars(parser.parse_args(argv))
-    return config_cls(**given), set(given)
-
-
-def apply_preset(cfg, presets, name, given):
-    """The config with a preset's values, except for the fields set explicitly on the command line."""
-    if name not in presets:
-        raise ValueError(f"unknown preset {name!r}: expected one of {sorted(presets)}")
-    values = {k: v for k, v in presets[name].items() if k not in given}
-    return dataclasses.replace(cfg, preset=name, **values)
-
-
-def resolve_device(name):
-    """'auto' -> 'cuda:0' when CuPy sees a GPU, else 'cpu'; otherwise the backend's normalized name."""
-    if name == "auto":
-        return "cuda:0" if backend.cuda_is_available() else "cpu"
-    try:
-        return backend.normalize_device(name)
-    except (RuntimeError, ValueError) as exc:
-        raise DeviceError(str(exc)) from None
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -386,18 +326,3 @@ def _trim_log(path, last_step):
         lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
     with open(path, "w", encoding="utf-8") as f:
         f.writelines(lines)
-
-
-def cli_main(fn, argv=None):
-    """Run an entry point: bad input -> one 'error:' line and exit code 2; Ctrl-C -> exit 130."""
-    try:
-        fn(argv)
-    except (DataError, CheckpointError, DeviceError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    return 0

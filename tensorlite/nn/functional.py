@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import backend
 from ..autograd import Function
+from ..ops.softmax import LogSoftmax, Softmax
 from ..tensor import Tensor, gelu as _gelu, is_float
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "layer_norm", "embedding", "dropout", "linear", "relu",
@@ -71,33 +72,6 @@ def _index_array(idx, device, fname, name):
 
 
 # ---------------------------------------------------------------- softmax family
-class Softmax(Function):
-    def forward(self, x):
-        xp = backend.get_array_module(x)
-        e = xp.exp(x - x.max(axis=self.dim, keepdims=True))  # shifting by the max keeps exp() <= 1
-        self.y = e / e.sum(axis=self.dim, keepdims=True)
-        return self.y
-
-    # y = softmax(x):  dx = y * (g - sum(g * y))
-    def backward(self, g):
-        y = self.y
-        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
-
-
-class LogSoftmax(Function):
-    def forward(self, x):
-        xp = backend.get_array_module(x)
-        shifted = x - x.max(axis=self.dim, keepdims=True)
-        out = shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
-        self.out = out
-        return out
-
-    # y = x - logsumexp(x):  dx = g - softmax(x) * sum(g)
-    def backward(self, g):
-        xp = backend.get_array_module(g)
-        return g - xp.exp(self.out) * g.sum(axis=self.dim, keepdims=True)
-
-
 def softmax(x, dim=-1):
     """exp(x) / sum(exp(x)) along `dim`, computed without overflow."""
     _check_tensor(x, "input", "softmax")

@@ -1,0 +1,30 @@
+"""The errors a user can act on. ``cli_main`` prints any of them as one line and exits non-zero;
+anything else that escapes a program is a bug and keeps its traceback.
+
+Each also derives from the built-in class it used to be (ValueError, RuntimeError), so code that
+catches those keeps working.
+"""
+from tensorlite.serialization import CheckpointError as _FileError
+
+
+class UserError(Exception):
+    """Base of every error caused by input (flags, files, devices, data), never by a bug."""
+    exit_code = 2
+
+
+class DataError(UserError, ValueError):
+    """A corpus or dataset cannot be read or used (missing, empty, too short for --block_size, ...)."""
+
+
+class CheckpointError(UserError, _FileError):
+    """A file is not a usable tensorlite checkpoint (missing, foreign, corrupt, or of another model).
+    It is the same error tensorlite.load raises, so one `except tensorlite.CheckpointError` catches both."""
+
+
+class DeviceError(UserError, RuntimeError):
+    """The device asked for cannot be used (e.g. --device cuda without a GPU)."""
+
+
+class TrainingDiverged(UserError, RuntimeError):
+    """The loss became NaN or infinite."""
+    exit_code = 1
