@@ -53,12 +53,13 @@ def resolve_shape(shape, current, size):
     return tuple(shape)
 
 
-def broadcast_shape(*shapes, what="shapes"):
-    """The shape `shapes` broadcast to (NumPy's and PyTorch's rule); ValueError naming them if they do not."""
+def broadcast_shape(shapes, message):
+    """The shape `shapes` broadcast to (NumPy's and PyTorch's rule), or a ValueError that starts with
+    `message` (which names the caller and the shapes) and states the rule."""
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        raise ValueError(f"{what} {', '.join(str(tuple(s)) for s in shapes)} do not broadcast together") from None
+        raise ValueError(f"{message} (each dimension, aligned from the right, must be equal or 1)") from None
 
 
 def same_device(where, tensors):

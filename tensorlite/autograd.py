@@ -125,9 +125,15 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from .tensor import Tensor
+        """Run forward on the inputs' arrays; when recording, make this Function the output's node.
+
+        Written against the Tensor protocol, not the Tensor class: an input is anything with
+        ``data``, ``device``, ``requires_grad`` and ``_ctx``, and the output is made by the first
+        input's own class (``type(inputs[0])._wrap(array, device, requires_grad)``). A Function whose
+        output lives on another device than its inputs (a copy between devices) sets ``self.out_device``.
+        """
         for i, t in enumerate(inputs):
-            if not isinstance(t, Tensor):
+            if not hasattr(t, "_ctx"):
                 raise TypeError(f"{cls.__name__}.apply: argument {i} is a {type(t).__name__}, not a Tensor "
                                 "(wrap arrays with tensorlite.tensor(); pass constants as keyword arguments)")
         device = inputs[0].device
@@ -141,9 +147,10 @@ class Function:
         record = _grad_enabled and any(fn.needs_input_grad)
         arrays = tuple(t.data for t in inputs)
         out = fn.forward(*arrays) if _profile_hook is None else _profile_hook(fn, "forward", *arrays)
+        device = getattr(fn, "out_device", device)
         if type(out) is not np.ndarray and device == "cpu":
             out = np.asarray(out)  # NumPy reductions return scalars; a Tensor always holds an array
-        result = Tensor._wrap(out, device, requires_grad=record)
+        result = type(inputs[0])._wrap(out, device, requires_grad=record)
         if record:
             fn.inputs = inputs
             result._ctx = fn
@@ -188,7 +195,6 @@ def _topological_order(root):
 
 def backward(root, gradient=None, retain_graph=False):
     """Accumulate d(root)/d(leaf) into ``leaf.grad`` for every leaf that requires grad."""
-    from .tensor import Tensor
     if not root.requires_grad:
         raise RuntimeError("backward() called on a tensor that does not require grad and has no grad_fn "
                            "(did you create it under no_grad(), or forget requires_grad=True?)")
@@ -199,7 +205,7 @@ def backward(root, gradient=None, retain_graph=False):
                                f"shape {root.shape}; reduce it (e.g. .sum()) or pass gradient=")
         gradient = xp.ones_like(root.data)
     else:
-        gradient = gradient.data if isinstance(gradient, Tensor) else xp.asarray(gradient)
+        gradient = gradient.data if hasattr(gradient, "_ctx") else xp.asarray(gradient)
         if gradient.shape != root.data.shape:
             raise RuntimeError(f"gradient has shape {gradient.shape} but the output has shape {root.shape}")
         gradient = gradient.astype(root.dtype, copy=True)
@@ -239,11 +245,10 @@ def backward(root, gradient=None, retain_graph=False):
 def _accumulate(t, g, handed_out):
     """Add `g` into ``t.grad``. A new .grad must own its array: a view (reshape, broadcast) or an
     array already stored in another tensor's .grad would tie two gradients together."""
-    from .tensor import Tensor
     if t.grad is not None:
         t.grad.data += g
         return
     if g.base is not None or id(g) in handed_out or g.dtype != t.dtype:
         g = g.astype(t.dtype)  # astype always copies
     handed_out.add(id(g))
-    t.grad = Tensor._wrap(g, t.device)
+    t.grad = type(t)._wrap(g, t.device)

@@ -9,7 +9,8 @@ import numbers
 import numpy as np
 
 from . import backend
-from .tensor import Tensor, _KIND_DEFAULT, _check_requires_grad, default_float, int64, is_float
+from .dtypes import KIND_DEFAULT, check_requires_grad, default_float, int64, is_float
+from .tensor import Tensor
 
 
 def _shape(size):
@@ -31,7 +32,7 @@ def _new(make, dtype, device, requires_grad=False, default=default_float):
     """Wrap the array ``make(xp, dtype, device)`` builds on the (normalized) device."""
     device = backend.normalize_device(device)
     dtype = np.dtype(default if dtype is None else dtype)
-    _check_requires_grad(requires_grad, dtype)
+    check_requires_grad(requires_grad, dtype)
     with backend.device_context(device):
         array = make(backend.xp_for(device), dtype, device)
     return Tensor._wrap(array, device, requires_grad=bool(requires_grad))
@@ -73,7 +74,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     """`size` filled with `fill_value`; the dtype follows the value's kind (True -> bool, 3 -> int64, 3.0 -> float32)."""
     shape = _shape((size,))
     if dtype is None:
-        dtype = _KIND_DEFAULT.get(np.asarray(fill_value).dtype.kind, default_float)
+        dtype = KIND_DEFAULT.get(np.asarray(fill_value).dtype.kind, default_float)
     return _new(lambda xp, d, dev: xp.full(shape, fill_value, d), dtype, device, requires_grad)
 
 

@@ -48,3 +48,9 @@ def result_float(a, b):
     if fa and fb:
         return np.promote_types(a, b)
     return a if fa else b if fb else None
+
+
+def check_requires_grad(requires_grad, dtype):
+    """Only floating-point tensors can require gradients (integers have no derivative)."""
+    if requires_grad and not is_float(dtype):
+        raise RuntimeError(f"only floating-point tensors can require gradients, got dtype {dtype}")

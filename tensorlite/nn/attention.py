@@ -1,5 +1,5 @@
 """Causal multi-head self-attention with one fused q/k/v projection, and the key/value cache for generation."""
-from ..tensor import cat
+from ..functions import cat
 from . import functional as F
 from .layers import Dropout, Linear
 from .module import Module

@@ -23,7 +23,8 @@ import numpy as np
 from .. import backend
 from ..autograd import Function
 from ..ops.softmax import LogSoftmax, Softmax
-from ..tensor import Tensor, gelu as _gelu, is_float
+from ..dtypes import is_float
+from ..tensor import Tensor
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "layer_norm", "embedding", "dropout", "linear", "relu",
            "gelu", "scaled_dot_product_attention", "self_attention"]
@@ -356,7 +357,7 @@ def relu(x):
 
 
 def gelu(x, approximate="none"):
-    return _gelu(x, approximate)
+    return x.gelu(approximate)
 
 
 # ---------------------------------------------------------------- attention

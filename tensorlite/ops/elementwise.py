@@ -4,17 +4,15 @@ import math
 
 import numpy as np
 
+from .._checks import broadcast_shape
 from ..autograd import Function, unbroadcast
 from ..backend import erf, get_array_module
 
 
 def check_broadcast(name, *shapes):
     """The broadcast shape of `shapes`, or a ValueError naming all of them (the same on NumPy and CuPy)."""
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError(f"{name}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be broadcast "
-                         f"together (each dimension, aligned from the right, must be equal or 1)") from None
+    return broadcast_shape(shapes, f"{name}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be "
+                                   "broadcast together")
 
 
 def _select(mask, g):

@@ -1,24 +1,8 @@
 """Reductions over one axis, several axes, or all of them (dim=None)."""
 import math
-import numbers
-
+from .._checks import normalize_dims
 from ..autograd import Function
 from ..backend import get_array_module
-
-
-def normalize_dims(dim, ndim):
-    """dim (None, int or tuple, negatives allowed) -> sorted tuple of axes."""
-    if dim is None:
-        return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)  # NumPy integers count too
-    out = []
-    for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
-            raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} dimension(s)")
-        out.append(int(d) % max(ndim, 1))
-    if len(set(out)) != len(out):
-        raise ValueError(f"dimension repeated in {dim}")
-    return tuple(sorted(out)) if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
 
 
 def _keep_dims(g, shape, dims, keepdim):

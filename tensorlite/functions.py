@@ -1,0 +1,89 @@
+"""Functions of tensors that are not methods of one: cat, stack, where; and the functional spellings
+of the methods (``tensorlite.exp(x)`` is ``x.exp()``), as PyTorch has both.
+"""
+from ._checks import wrap_dim
+from .ops import elementwise as E, shape as S
+from .tensor import Tensor
+
+
+# ---------------------------------------------------------------- functions of several tensors
+def matmul(a, b):
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError("matmul() takes two tensors")
+    return a.matmul(b)
+
+
+def where(condition, a, b):
+    """where(cond, a, b): a where cond is true, else b; differentiable in a and b."""
+    if isinstance(a, Tensor):
+        ref = a
+    elif isinstance(b, Tensor):
+        ref = b
+    else:
+        raise TypeError("where() needs at least one of a, b to be a tensor")
+    cond = ref._array(condition)
+    if cond.dtype != bool:
+        raise TypeError(f"where(): condition must be bool, got {cond.dtype}")
+    a, b = ref._other(a)._promote(ref._other(b))
+    return E.Where.apply(a, b, cond=cond)
+
+
+def _check_same(tensors, name):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{name}() needs a non-empty sequence of tensors")
+    if not all(isinstance(t, Tensor) for t in tensors):
+        raise TypeError(f"{name}() takes a sequence of tensors")
+    return tensors
+
+
+def cat(tensors, dim=0):
+    tensors = _check_same(tensors, "cat")
+    ndim = tensors[0].ndim
+    if ndim == 0:
+        raise ValueError("cat(): zero-dimensional tensors cannot be concatenated; use stack()")
+    d = wrap_dim(dim, ndim)
+    for t in tensors[1:]:
+        if t.ndim != ndim or t.shape[:d] + t.shape[d + 1:] != tensors[0].shape[:d] + tensors[0].shape[d + 1:]:
+            raise ValueError(f"cat(): shapes {tensors[0].shape} and {t.shape} differ outside dimension {dim}")
+    return S.Cat.apply(*tensors, dim=d)
+
+
+def stack(tensors, dim=0):
+    tensors = _check_same(tensors, "stack")
+    for t in tensors[1:]:
+        if t.shape != tensors[0].shape:
+            raise ValueError(f"stack(): all tensors need the same shape, got {tensors[0].shape} and {t.shape}")
+    return S.Stack.apply(*tensors, dim=wrap_dim(dim, tensors[0].ndim + 1))
+
+
+def split(t, split_size_or_sections, dim=0):
+    return t.split(split_size_or_sections, dim)
+
+
+def chunk(t, chunks, dim=0):
+    return t.chunk(chunks, dim)
+
+
+def gelu(x, approximate="none"):
+    return x.gelu(approximate)
+
+
+# ---------------------------------------------------------------- tensorlite.f(x, ...) is x.f(...)
+# (sum, max, min, abs and pow shadow Python's built-ins from here on; nothing in this module uses those.)
+def _method(name):
+    def f(x, *args, **kwargs):
+        return getattr(x, name)(*args, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"tensorlite.{name}(x, ...) is x.{name}(...)"
+    return f
+
+
+exp, log, sqrt, abs, tanh, sigmoid, relu, sign, pow = (
+    _method(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sign", "pow"))
+clamp, maximum, minimum, masked_fill = (_method(n) for n in ("clamp", "maximum", "minimum", "masked_fill"))
+sum, mean, var, std, max, min, amax, amin, logsumexp, argmax, argmin = (
+    _method(n) for n in ("sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "argmax", "argmin"))
+reshape, permute, transpose, unsqueeze, squeeze, flatten = (
+    _method(n) for n in ("reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten"))
+softmax, log_softmax = _method("softmax"), _method("log_softmax")
