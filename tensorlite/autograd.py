@@ -13,6 +13,12 @@ input requires grad, makes the Function the *node* that produced the output
 tensor (``out._ctx``). The node remembers its input tensors, so following
 ``_ctx.inputs`` from any tensor walks the graph back to the leaves.
 
+This module knows tensors only through a protocol (as minitorch's autodiff is
+written against its Variable): a tensor has ``data`` (its array), ``device``,
+``requires_grad``, ``grad``, ``_ctx`` and ``_retains_grad``, and its class has
+``_wrap(array, device, requires_grad)``. So it imports nothing but NumPy, and
+``tensor.py`` builds on it, never the other way round.
+
 How it is traversed
 -------------------
 ``backward(root)`` orders the graph once, depth first and without recursion,
@@ -148,9 +154,7 @@ class Function:
         arrays = tuple(t.data for t in inputs)
         out = fn.forward(*arrays) if _profile_hook is None else _profile_hook(fn, "forward", *arrays)
         device = getattr(fn, "out_device", device)
-        if type(out) is not np.ndarray and device == "cpu":
-            out = np.asarray(out)  # NumPy reductions return scalars; a Tensor always holds an array
-        result = type(inputs[0])._wrap(out, device, requires_grad=record)
+        result = type(inputs[0])._wrap(_array(out), device, requires_grad=record)
         if record:
             fn.inputs = inputs
             result._ctx = fn
@@ -227,19 +231,22 @@ def backward(root, gradient=None, retain_graph=False):
             for inp, ig in zip(ctx.inputs, input_grads):
                 if ig is None or not inp.requires_grad:
                     continue
-                if type(ig) is not np.ndarray and inp.device == "cpu":
-                    ig = np.asarray(ig)
+                ig = _array(ig)
                 if ig.shape != inp.data.shape:
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {ig.shape} "
                                        f"for an input of shape {inp.shape}")
                 prev = grads.get(id(inp))
                 if prev is not None:
-                    ig = prev + ig
-                    if type(ig) is not np.ndarray and inp.device == "cpu":
-                        ig = np.asarray(ig)  # 0-d + 0-d gives a NumPy scalar, which can't be updated in place
+                    ig = _array(prev + ig)
                 grads[id(inp)] = ig
         if ctx is not None and not retain_graph:
             ctx.release()
+
+
+def _array(x):
+    """NumPy gives scalars, not arrays, from reductions and 0-d arithmetic; a Tensor always holds an
+    array (one that can be updated in place), so those become 0-d arrays. CuPy always gives arrays."""
+    return np.asarray(x) if isinstance(x, (np.generic, float, int)) else x
 
 
 def _accumulate(t, g, handed_out):

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from . import autograd, backend
-from ._checks import broadcast_shape
+from ._checks import broadcast_shape, same_device
 from .dtypes import default_float, is_float, result_float, scalar_dtype
 from .ops import elementwise as E, linalg as L
 
@@ -25,9 +25,7 @@ class TensorOperators:
     def _other(self, other):
         """`other` (Tensor, Python scalar, list or array) as a tensor on this device."""
         if isinstance(other, TensorOperators):
-            if other.device != self.device:
-                raise RuntimeError(f"expected both tensors on the same device, but found {self.device} and "
-                                   f"{other.device}; move one with .to({self.device!r}) or .to({other.device!r})")
+            same_device("an operator", (("one operand", self), ("the other", other)))
             return other
         if isinstance(other, numbers.Number):
             return self._wrap(self.xp.asarray(other, dtype=scalar_dtype(other, self.dtype)), self.device)
@@ -37,8 +35,7 @@ class TensorOperators:
         """`x` (a Tensor on this device, or anything array-like) as an array on this device, without autograd:
         masks, conditions and indices."""
         if isinstance(x, TensorOperators):
-            if x.device != self.device:
-                raise RuntimeError(f"expected a tensor on {self.device}, but it is on {x.device}")
+            same_device("an index, mask or condition", (("the tensor", self), ("the argument", x)))
             return x.data
         return backend.to_device(np.asarray(x), self.device)
 
