@@ -26,13 +26,6 @@ def is_float(dtype):
     return np.dtype(dtype).kind == "f"
 
 
-def default_for(kind):
-    """The dtype Python values of a NumPy kind ('b', 'i', 'u', 'f') get; TypeError for anything else."""
-    if kind not in KIND_DEFAULT:
-        raise TypeError(f"cannot make a tensor from data of kind {kind!r} (only bool, integer and float)")
-    return KIND_DEFAULT[kind]
-
-
 def scalar_dtype(value, tensor_dtype):
     """The dtype a Python number takes as the other operand of a tensor of `tensor_dtype`."""
     if not isinstance(value, numbers.Real):
