@@ -271,6 +271,15 @@ def test_cli_all_archives_corrupt(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_interrupted(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("train.prepare.prepare", interrupted)
+    (tmp_path / "t.txt").write_text("some text")
+    code, err = cli(capsys, "text", "--src", tmp_path / "t.txt", "--out", tmp_path / "o")
+    assert code == 130 and "interrupted: nothing was written to --out" in err
+
+
 def test_cli_runs_as_module(tmp_path):
     (tmp_path / "t.txt").write_text("module run " * 10)
     ok = subprocess.run([sys.executable, "-m", "train.prepare", "text", "--src", tmp_path / "t.txt", "--out",
