@@ -1,12 +1,15 @@
-"""Benchmark corpus preparation (train/prepare.py) and the BPE tokenizer on a synthetic OpenWebText.
+"""Benchmark corpus preparation (train.corpus, run through `python -m train.prepare`) and the BPE tokenizer
+on a synthetic OpenWebText.
 
-    python benchmarks/prepare_corpus.py [--size_mb 1024] [--bpe_vocab 8192] [--workdir DIR] [--keep]
+    python -m benchmarks.prepare_corpus [--size_mb 1024] [--bpe_vocab 8192] [--workdir DIR] [--keep]
+                                        [--words TEXT_FILE]
 
-1. Generates an OpenWebText-shaped corpus of --size_mb MB of uncompressed text in a temporary directory:
-   outer `.tar` subsets holding `.xz` files (each an xz-compressed tar of `.txt` documents), a few top-level
-   such `.xz` files and a few plain `.xz` text files. The text is words drawn from a Zipf distribution over
-   the vocabulary of /work/shared/data/sherlock_holmes.txt (or a generated word list), so it compresses
-   roughly like real text. xz preset 0 keeps generation quick.
+1. Generates an OpenWebText-shaped corpus of --size_mb MB of uncompressed text under --workdir (default:
+   a new temporary directory): outer `.tar` subsets holding `.xz` files (each an xz-compressed tar of `.txt`
+   documents), a few top-level such `.xz` files and a few plain `.xz` text files. The text is words drawn
+   from a Zipf distribution over the vocabulary of --words (default: the default training corpus, if it is
+   in the download cache; else a generated word list), so it compresses roughly like real text. xz preset 0
+   keeps generation quick.
 2. Runs `python -m train.prepare openwebtext --tokenizer char` on it as a child process and reports the
    throughput in MB/s of uncompressed text and the child's peak memory (VmHWM, i.e. peak RSS).
 3. Trains a BPE tokenizer on --bpe_sample_mb of the text (time), measures its encode speed in MB/s (cold
@@ -25,30 +28,33 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from train.corpus import load_prepared  # noqa: E402
+from train.data import DEFAULT_NAME, cache_dir  # noqa: E402
 from train.tokenizers import BPETokenizer  # noqa: E402
 
-SHERLOCK = Path("/work/shared/data/sherlock_holmes.txt")
+POOL_CHARS = 48 << 20  # the text documents are cut from: large enough that documents rarely repeat
 
 
-def word_list(rng):
-    """Words ranked by frequency: from the Sherlock Holmes text if present, else made up."""
-    if SHERLOCK.exists():
-        words, counts = np.unique(re.findall(r"\w+|[^\w\s]", SHERLOCK.read_text(encoding="utf-8")),
+def word_list(rng, words_file):
+    """Words ranked by frequency: from `words_file` if it exists, else made up."""
+    if words_file and Path(words_file).is_file():
+        words, counts = np.unique(re.findall(r"\w+|[^\w\s]", Path(words_file).read_text(encoding="utf-8")),
                                   return_counts=True)
         return list(words[np.argsort(-counts, kind="stable")])
     letters = np.array(list(string.ascii_lowercase))
     return ["".join(rng.choice(letters, size=rng.integers(1, 10))) for _ in range(20000)]
 
 
-def text_pool(rng, n_chars):
+def text_pool(rng, n_chars, words_file):
     """About n_chars of Zipf-distributed words with paragraph breaks."""
-    words = np.array(word_list(rng), dtype=object)
+    words = np.array(word_list(rng, words_file), dtype=object)
     ranks = np.arange(1, len(words) + 1)
     p = 1.0 / (ranks + 2.7)  # Zipf-Mandelbrot
     p /= p.sum()
@@ -64,17 +70,17 @@ def xz_tar(docs, preset):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as t:
         for i, d in enumerate(docs):
-            ti = tarfile.TarInfo(f"{i:07d}-{abs(hash(d[:20])) % 10**8:08x}.txt")
+            ti = tarfile.TarInfo(f"{i:07d}-{zlib.crc32(d[:20]):08x}.txt")  # the same names every run
             ti.size = len(d)
             t.addfile(ti, io.BytesIO(d))
     return lzma.compress(buf.getvalue(), preset=preset)
 
 
-def make_corpus(root, size_mb, seed=0, preset=0, docs_per_xz=200, xz_per_subset=100):
+def make_corpus(root, size_mb, words_file, seed=0, preset=0, docs_per_xz=200, xz_per_subset=100):
     """Write the corpus under root; returns (uncompressed bytes, compressed bytes, seconds)."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    pool = text_pool(rng, 48 << 20).encode("utf-8")
+    pool = text_pool(rng, POOL_CHARS, words_file).encode("utf-8")
     root.mkdir(parents=True, exist_ok=True)
     total, target = 0, size_mb << 20
     def doc():
@@ -111,7 +117,8 @@ def run_prepare(src, out, *extra):
     """Run the preparation as a child process; (seconds, the child's peak RSS in MB, meta)."""
     # VmHWM (peak RSS of this process image) rather than ru_maxrss: Linux carries ru_maxrss across exec, so
     # the child would report the memory of the benchmark process it was forked from.
-    code = ("import resource, sys; from train.prepare import main; rc = main(sys.argv[1:]); "
+    code = ("import resource, sys; from train.cli import cli_main; from train.prepare import main; "
+            "rc = cli_main(main, sys.argv[1:]); "
             "hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]; "
             "print('MAXRSS', hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
             "sys.exit(rc)")
@@ -121,26 +128,30 @@ def run_prepare(src, out, *extra):
     proc = subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t0
     rss_kib = int(proc.stdout.split("MAXRSS")[-1])  # both are in KiB on Linux
-    meta = json.loads((Path(out) / "meta.json").read_text())
+    meta = load_prepared(out)[3]  # also checks that the dataset is whole
     return seconds, rss_kib / 1024, meta
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size_mb", type=int, default=1024)
     ap.add_argument("--bpe_vocab", type=int, default=8192)
     ap.add_argument("--bpe_sample_mb", type=int, default=10)
     ap.add_argument("--encode_mb", type=int, default=32)
     ap.add_argument("--bpe_prepare_mb", type=int, default=64)
-    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--workdir", default=None, help="where the corpus and outputs go (default: a new temporary "
+                                                    "directory)")
+    ap.add_argument("--words", default=os.path.join(cache_dir(), DEFAULT_NAME),
+                    help="a text file whose words (ranked by frequency) make up the corpus; made-up words if it "
+                         "does not exist (default: the default training corpus in the download cache)")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
     ap.add_argument("--skip_char", action="store_true")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="prepare_bench_"))
     results = {}
     try:
         if not args.skip_char:
-            raw, comp, gen_s = make_corpus(work / "owt", args.size_mb)
+            raw, comp, gen_s = make_corpus(work / "owt", args.size_mb, args.words)
             print(f"corpus: {raw / 1e6:.0f} MB text, {comp / 1e6:.0f} MB compressed, generated in {gen_s:.0f} s",
                   flush=True)
             secs, rss, meta = run_prepare(work / "owt", work / "out_char", "--min_char_count", "1000")
@@ -156,7 +167,7 @@ def main():
             shutil.rmtree(work / "owt", ignore_errors=True)
 
         rng = np.random.default_rng(1)
-        text = text_pool(rng, (args.bpe_sample_mb + args.encode_mb) << 20)
+        text = text_pool(rng, (args.bpe_sample_mb + args.encode_mb) << 20, args.words)
         cut = text.index(" ", args.bpe_sample_mb << 20)
         sample, rest = text[:cut], text[cut:]
         docs = [sample[i:i + 5000] for i in range(0, len(sample), 5000)]
@@ -178,7 +189,7 @@ def main():
               f"{nbytes / len(ids):.2f} bytes/token", flush=True)
 
         if args.bpe_prepare_mb:
-            raw, comp, _ = make_corpus(work / "owt_small", args.bpe_prepare_mb, seed=2)
+            raw, comp, _ = make_corpus(work / "owt_small", args.bpe_prepare_mb, args.words, seed=2)
             secs, rss, meta = run_prepare(work / "owt_small", work / "out_bpe", "--tokenizer", "bpe",
                                              "--vocab_size", str(args.bpe_vocab),
                                              "--bpe_sample_bytes", str(args.bpe_sample_mb << 20))

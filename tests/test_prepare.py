@@ -1,4 +1,5 @@
-"""Corpus preparation: OpenWebText-shaped archives and text files -> train.bin / val.bin / meta.json.
+"""Corpus preparation end to end (train.corpus.prepare and its CLI, python -m train.prepare):
+OpenWebText-shaped archives and text files -> train.bin / val.bin / meta.json.
 
 The tests build their own small archives in tmp_path, in every shape OpenWebText comes in, and check that
 the token streams decode back to exactly the documents that went in, file by file and split by split.
@@ -13,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from train import prepare as P
-from train.prepare import DatasetError, is_prepared, load_prepared, main, prepare
+from train.cli import cli_main
+from train.corpus import readers, sinks
+from train.prepare import is_prepared, load_prepared, main, prepare
 from train.tokenizers import EOT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +77,7 @@ def test_openwebtext_all_shapes_decode_to_the_documents(tmp_path, tokenizer):
     # every readable file lands in exactly one split; files are read in sorted order
     assert sorted(meta["split"]["train"] + meta["split"]["val"]) == sorted(docs)
     assert meta["split"]["train"] == sorted(meta["split"]["train"])
-    planned_val = P.split_units([*docs, corrupt], 0.3, 0)
+    planned_val = readers.split_units([*docs, corrupt], 0.3, 0)
     assert set(meta["split"]["val"]) == planned_val - {corrupt}
     for ids, split in ((train, "train"), (val, "val")):
         assert isinstance(ids, np.memmap) and ids.ndim == 1 and not ids.flags.writeable
@@ -93,26 +93,16 @@ def test_split_is_by_file_deterministic_and_seeded(tmp_path):
         meta = prepare("openwebtext", tmp_path / "src", tmp_path / f"out{i}", val_fraction=0.25, seed=seed, quiet=True)
         splits.append((meta["split"]["train"], meta["split"]["val"]))
         n_units = len(docs) + 1  # the truncated file is split too, then skipped
-        assert len(meta["split"]["val"]) + (meta["skipped"][0]["name"] in P.split_units(
+        assert len(meta["split"]["val"]) + (meta["skipped"][0]["name"] in readers.split_units(
             [*docs, "zz_truncated.xz"], 0.25, seed)) == round(n_units * 0.25)
     assert splits[0] == splits[1]
     assert len({tuple(v) for _, v in splits[1:]}) > 1  # the seed matters
 
 
-def test_split_units_counts():
-    names = [f"f{i}" for i in range(10)]
-    assert len(P.split_units(names, 0.1, 0)) == 1
-    assert len(P.split_units(names, 0.5, 0)) == 5
-    assert P.split_units(names, 0.0, 0) == set()
-    assert len(P.split_units(names[:2], 0.01, 0)) == 1  # at least one validation file
-    assert len(P.split_units(names[:2], 0.99, 0)) == 1  # at least one training file
-    assert P.split_units(names, 0.3, 1) == P.split_units(list(reversed(names)), 0.3, 1)
-
-
 def crash_on_file(monkeypatch, k, watch):
     """Make the k-th source file opened (counting both passes) raise partway through its documents.
     Returns a list that gets the names in directory `watch` at the moment of the crash."""
-    real, opened, seen = P.Unit.documents, [0], []
+    real, opened, seen = readers.Unit.documents, [0], []
     def documents(self, outer_tars):
         opened[0] += 1
         pieces = real(self, outer_tars)
@@ -121,7 +111,7 @@ def crash_on_file(monkeypatch, k, watch):
             seen.extend(sorted(p.name for p in watch.iterdir()))
             raise RuntimeError("simulated crash")
         yield from pieces
-    monkeypatch.setattr(P.Unit, "documents", documents)
+    monkeypatch.setattr(readers.Unit, "documents", documents)
     return seen
 
 
@@ -183,8 +173,8 @@ def test_text_folder_and_non_utf8(tmp_path):
 
 def test_single_big_text_is_split_by_tail_in_chunks(tmp_path, monkeypatch):
     # tiny chunks and batches: documents arrive in many pieces and batches are handed over mid-file
-    monkeypatch.setattr(P, "CHUNK_BYTES", 7)
-    monkeypatch.setattr(P, "BATCH_BYTES", 20)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(sinks, "BATCH_BYTES", 20)
     book = "".join(f"Line {i}: naïve café 東京 🌍\n" for i in range(60))
     (tmp_path / "book.txt").write_text(book, encoding="utf-8")
     for tokenizer in ("char", "bpe"):
@@ -199,8 +189,8 @@ def test_single_big_text_is_split_by_tail_in_chunks(tmp_path, monkeypatch):
 
 
 def test_truncated_file_rolls_back_what_it_already_wrote(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "CHUNK_BYTES", 64)
-    monkeypatch.setattr(P, "BATCH_BYTES", 100)  # the truncated file is handed to the encoder before it fails
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(sinks, "BATCH_BYTES", 100)  # the truncated file is handed to the encoder before it fails
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.xz").write_bytes(lzma.compress(b"good document", preset=0))
@@ -236,68 +226,10 @@ def test_outer_tar_truncated_keeps_the_members_before_the_damage(tmp_path, cut):
     assert tok.decode(train) == stream(docs, meta["split"]["train"], "\n\n")
 
 
-@given(st.text(max_size=60), st.integers(1, 9))
-def test_read_document_pieces_join_back(text, chunk):
-    old = P.CHUNK_BYTES
-    P.CHUNK_BYTES = chunk
-    try:
-        pieces = list(P._read_document(io.BytesIO(text.encode("utf-8"))))
-    finally:
-        P.CHUNK_BYTES = old
-    assert "".join(t for t, _, _ in pieces) == text
-    assert [end for _, end, _ in pieces] == [False] * (len(pieces) - 1) + [True] * bool(text)
-    assert not any(bad for _, _, bad in pieces)
-
-
-# ------------------------------------------------------------------------ load_prepared / is_prepared
-
-@pytest.fixture
-def prepared(tmp_path):
-    (tmp_path / "t.txt").write_text("hello world, a small text\n" * 20, encoding="utf-8")
-    prepare("text", tmp_path / "t.txt", tmp_path / "ds", quiet=True)
-    return tmp_path / "ds"
-
-
-def test_load_prepared_errors(prepared, tmp_path):
-    assert is_prepared(prepared) and not is_prepared(tmp_path / "t.txt") and not is_prepared(tmp_path / "nope")
-    meta = json.loads((prepared / "meta.json").read_text())
-    with open(prepared / "train.bin", "ab") as f:
-        f.write(b"\0")
-    with pytest.raises(DatasetError, match=r"train.bin is \d+ bytes, but meta.json says"):
-        load_prepared(prepared)
-    (prepared / "val.bin").unlink()
-    with pytest.raises(DatasetError, match="val.bin is missing|train.bin"):
-        load_prepared(prepared)
-    (prepared / "meta.json").write_text("{not json")
-    with pytest.raises(DatasetError, match="meta.json is unreadable"):
-        load_prepared(prepared)
-    (prepared / "meta.json").write_text(json.dumps({**meta, "dtype": "float32"}))
-    with pytest.raises(DatasetError, match="meta.json is corrupt"):
-        load_prepared(prepared)
-    (prepared / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "tokenizer"}))
-    with pytest.raises(DatasetError, match="meta.json is corrupt"):
-        load_prepared(prepared)
-    (prepared / "meta.json").unlink()
-    assert not is_prepared(prepared)
-    with pytest.raises(DatasetError, match="meta.json is missing"):
-        load_prepared(prepared)
-    with pytest.raises(DatasetError, match="not a directory"):
-        load_prepared(tmp_path / "nope")
-
-
-def test_load_prepared_arrays(prepared):
-    tok, train, val, meta = load_prepared(prepared)
-    assert isinstance(train, np.memmap) and train.ndim == 1 and train.dtype == np.uint8
-    with pytest.raises(ValueError):
-        train[0] = 1
-    assert len(train) == meta["counts"]["train_tokens"] and len(val) == meta["counts"]["val_tokens"] > 0
-    assert tok.decode(np.concatenate([train, val])) == "hello world, a small text\n" * 20 + "\n\n"
-
-
 # ------------------------------------------------------------------------ bad input: clear message, exit 2
 
 def cli(capsys, *argv):
-    code = main([str(a) for a in argv])
+    code = cli_main(main, [str(a) for a in argv])
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return code, err
@@ -339,6 +271,15 @@ def test_cli_all_archives_corrupt(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_cli_interrupted(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("train.prepare.prepare", interrupted)
+    (tmp_path / "t.txt").write_text("some text")
+    code, err = cli(capsys, "text", "--src", tmp_path / "t.txt", "--out", tmp_path / "o")
+    assert code == 130 and "interrupted: nothing was written to --out" in err
+
+
 def test_cli_runs_as_module(tmp_path):
     (tmp_path / "t.txt").write_text("module run " * 10)
     ok = subprocess.run([sys.executable, "-m", "train.prepare", "text", "--src", tmp_path / "t.txt", "--out",
@@ -350,7 +291,7 @@ def test_cli_runs_as_module(tmp_path):
 
 
 def test_bpe_sample_is_bounded_even_for_one_huge_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(P, "CHUNK_BYTES", 100)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 100)
     book = "".join(f"sentence number {i} of the book.\n" for i in range(400))
     (tmp_path / "book.txt").write_text(book)
     meta = prepare("text", tmp_path / "book.txt", tmp_path / "out", tokenizer="bpe", vocab_size=300,

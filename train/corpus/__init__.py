@@ -1,0 +1,18 @@
+"""Corpus preparation: a large text corpus -> a dataset directory that training memory-maps.
+
+    readers.py   finding the source files (units) of a corpus, splitting them train/val, and streaming
+                 their documents: OpenWebText's outer .tar subsets of .xz tars, plain .xz text, .txt files
+    sinks.py     where the text goes: a Batcher (each source file a transaction: commit or rollback) in
+                 front of CharCounts (pass 1 of a char tokenizer) or TokenFile (pass 2: ids to a .bin)
+    dataset.py   the format on disk (train.bin, val.bin, meta.json): its writer helpers and its loader
+                 `is_prepared` / `load_prepared`
+    build.py     `prepare(...)`: the two passes that tie them together
+
+`python -m train.prepare` is the command line for `prepare`; `train.data.load_corpus` reads the result.
+"""
+from train.corpus.build import prepare
+from train.corpus.dataset import DatasetError, is_prepared, load_prepared, token_dtype
+from train.corpus.readers import PrepareError, Unit, find_units, read_document, split_units
+
+__all__ = ["prepare", "DatasetError", "is_prepared", "load_prepared", "token_dtype", "PrepareError", "Unit",
+           "find_units", "read_document", "split_units"]

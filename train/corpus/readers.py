@@ -1,0 +1,165 @@
+"""Reading a corpus: finding its source files (units), splitting them train/val, streaming their documents.
+
+OpenWebText comes as `.xz` files that are each an xz-compressed tar of `.txt` documents, often packed
+into outer `.tar` subsets; some copies have plain `.xz` text files instead (one document each). All three
+are read with the stdlib (tarfile, lzma), one document at a time and in chunks of at most CHUNK_BYTES, so
+memory stays bounded whatever the corpus size.
+"""
+import lzma
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from train.errors import UserError
+
+CHUNK_BYTES = 4 << 20      # documents are read in pieces of at most this many bytes
+CORRUPT = (tarfile.TarError, lzma.LZMAError, EOFError, OSError)  # a damaged source file: skip it, go on
+
+
+class PrepareError(UserError, ValueError):
+    """Bad input to preparation (a flag, or a --src without readable text): the CLI prints it as one line
+    and exits with status 2."""
+
+
+def warn(msg):
+    """One warning line on stderr that does not break a progress bar."""
+    tqdm.write(f"warning: {msg}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------- documents: pieces of text
+def utf8_cut(data):
+    """Length of the longest prefix of `data` that does not end inside a UTF-8 character."""
+    nl = data.rfind(b"\n")
+    if nl >= 0:
+        return nl + 1  # also keeps BPE pre-tokens from being split across chunks
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # a lead byte (or ASCII): does its sequence fit?
+            need = 1 if byte < 0x80 else 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4
+            return len(data) if need <= back else len(data) - back
+    return len(data)
+
+
+def read_document(f):
+    """Yield (text, is_last_piece, had_bad_utf8) for one document read from binary file `f`, in chunks.
+
+    An empty document yields nothing. Bytes that are not UTF-8 are decoded as U+FFFD.
+    """
+    carry, pending = b"", None
+    while True:
+        block = f.read(CHUNK_BYTES)
+        data = carry + block
+        cut = len(data) if not block else utf8_cut(data)
+        data, carry = data[:cut], data[cut:]
+        if data:
+            try:
+                text, bad = data.decode("utf-8"), False
+            except UnicodeDecodeError:
+                text, bad = data.decode("utf-8", errors="replace"), True
+            if pending is not None:
+                yield pending[0], False, pending[1]
+            pending = (text, bad)
+        if not block and not carry:
+            break
+    if pending is not None:
+        yield pending[0], True, pending[1]
+
+
+def is_tar(head):
+    """Whether the first 512 bytes of a stream are a (POSIX or GNU) tar header."""
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def documents_in_xz(raw):
+    """Documents of one OpenWebText `.xz`: an xz-compressed tar of text files, or xz-compressed text."""
+    with lzma.open(raw) as f:
+        head = f.read(512)
+        f.seek(0)
+        if is_tar(head):
+            with tarfile.open(fileobj=f, mode="r|") as tar:
+                for member in tar:
+                    if member.isfile():
+                        yield from read_document(tar.extractfile(member))
+            while f.read(CHUNK_BYTES):  # to the end of the xz stream: a truncated one fails here, not silently
+                pass
+        else:
+            yield from read_document(f)
+
+
+# ---------------------------------------------------------------- units: the source files
+class Unit:
+    """One source file: a top-level file, or an `.xz` member of an outer `.tar` subset."""
+
+    def __init__(self, name, path, member=None, kind="xz"):
+        self.name, self.path, self.member, self.kind = name, path, member, kind
+
+    def documents(self, outer_tars):
+        """Pieces of this file's documents; `outer_tars` ({path: open TarFile}) keeps the subset tar open
+        between its members, so its index is read once rather than once per member."""
+        if self.kind == "text":
+            with open(self.path, "rb") as f:
+                yield from read_document(f)
+        elif self.member is None:
+            with open(self.path, "rb") as f:
+                yield from documents_in_xz(f)
+        else:
+            if self.path not in outer_tars:
+                for t in outer_tars.values():
+                    t.close()
+                outer_tars.clear()
+                outer_tars[self.path] = tarfile.open(self.path, mode="r:")
+            yield from documents_in_xz(outer_tars[self.path].extractfile(self.member))
+
+
+def find_units(corpus, src):
+    """(units, skipped): every source file under `src`, sorted by name; outer tars that cannot be listed
+    (or only partly) are reported in `skipped` as (name, reason)."""
+    src = Path(src)
+    if not src.exists():
+        raise PrepareError(f"--src {str(src)!r} does not exist")
+    if src.is_file():
+        files, root = [src], src.parent
+    else:
+        pattern = ("*.xz", "*.tar") if corpus == "openwebtext" else ("*.txt",)
+        files = sorted({p for pat in pattern for p in src.rglob(pat) if p.is_file()})
+        root = src
+        if not files:
+            want = ".xz or .tar archives" if corpus == "openwebtext" else ".txt files"
+            raise PrepareError(f"--src {str(src)!r} holds no {want}")
+    units, skipped = [], []
+    for path in files:
+        name = path.relative_to(root).as_posix()
+        if corpus == "text":
+            units.append(Unit(name, path, kind="text"))
+        elif path.suffix == ".tar":
+            try:
+                with tarfile.open(path, mode="r:") as outer:
+                    end = 0
+                    for m in outer:
+                        end = m.offset_data + -(-m.size // 512) * 512
+                        if m.isfile() and m.name.endswith(".xz"):
+                            units.append(Unit(f"{name}/{m.name}", path, member=m.name))
+                if path.stat().st_size < end + 1024:  # a whole tar ends with two zero blocks after its last member
+                    raise tarfile.ReadError("it ends without the end-of-archive marker (truncated?)")
+            except CORRUPT as e:
+                skipped.append((name, f"cannot list the tar (members after the damage are lost): {e}"))
+                warn(f"skipping the unreadable part of {name}: {e}")
+        else:
+            units.append(Unit(name, path))
+    if not units:
+        raise PrepareError(f"--src {str(src)!r}: no readable source files ({len(skipped)} skipped)")
+    return units, skipped
+
+
+def split_units(names, val_fraction, seed):
+    """Set of names that go to validation: a seeded shuffle of the sorted names, the first round(n * f)."""
+    names = sorted(names)
+    n = len(names)
+    if n < 2 or val_fraction == 0:
+        return set()
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return {names[i] for i in order[:n_val]}
