@@ -21,7 +21,7 @@ class MultiHeadAttention(Module):
         if n_embd % n_head:
             raise ValueError(f"MultiHeadAttention: n_embd ({n_embd}) must be divisible by n_head ({n_head}) "
                              "so that every head gets the same size")
-        self.n_embd, self.n_head, self.dropout = n_embd, n_head, F._check_p(dropout, "MultiHeadAttention")
+        self.n_embd, self.n_head, self.dropout = n_embd, n_head, F.check_dropout_p(dropout, "MultiHeadAttention")
         self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = Dropout(dropout)

@@ -11,7 +11,8 @@ import numpy as np
 
 from .. import backend
 from ..autograd import no_grad
-from ..tensor import Tensor, is_float
+from ..dtypes import is_float
+from ..tensor import Tensor
 
 
 class Parameter(Tensor):
