@@ -46,6 +46,7 @@ class MultiHeadAttention(Module):
     def _heads(self, qkv):
         """qkv (B, T, 3C) -> q, k, v, each (B, n_head, T, head_size)."""
         B, T, C3 = qkv.shape
+        # (B, T, 3C) -> (B, T, 3, n_head, hs) -> (3, B, n_head, T, hs)
         heads = qkv.reshape(B, T, 3, self.n_head, C3 // (3 * self.n_head)).permute(2, 0, 3, 1, 4)
         return heads[0], heads[1], heads[2]
 
@@ -58,7 +59,7 @@ class MultiHeadAttention(Module):
         k, v = kv_cache.append(k, v)
         # the one new query may see every cached key (all are in its past): no causal mask needed
         y = F.scaled_dot_product_attention(q, k, v, causal=False, dropout_p=self.dropout, training=self.training)
-        return y.transpose(1, 2).reshape(B, T, self.n_embd)
+        return y.transpose(1, 2).reshape(B, T, self.n_embd)  # (B, n_head, 1, hs) -> (B, 1, n_head, hs) -> (B, 1, C)
 
     def extra_repr(self):
         return f"n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout}"

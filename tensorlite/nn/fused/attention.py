@@ -54,7 +54,8 @@ def _attention_forward(fn, q, k, v):
 
 
 def _over_rows(xp, lead, body):
-    """body(r) over the leading rows: one row of the first axis per task on the CPU, all at once elsewhere."""
+    """body(r) over the leading (batch) rows: on the CPU one task per index of the first axis, spread over
+    the cores; on a GPU, or without leading axes, one call on everything (r = Ellipsis)."""
     if xp is np and lead:
         backend.parallel_for(lead[0], lambda r: body((r,)))
     else:
