@@ -21,7 +21,7 @@ class MultiHeadAttention(Module):
         if n_embd % n_head:
             raise ValueError(f"MultiHeadAttention: n_embd ({n_embd}) must be divisible by n_head ({n_head}) "
                              "so that every head gets the same size")
-        self.n_embd, self.n_head, self.dropout = n_embd, n_head, F._check_p(dropout, "MultiHeadAttention")
+        self.n_embd, self.n_head, self.dropout = n_embd, n_head, F.check_dropout_p(dropout, "MultiHeadAttention")
         self.c_attn = Linear(n_embd, 3 * n_embd, bias=bias)
         self.c_proj = Linear(n_embd, n_embd, bias=bias)
         self.resid_dropout = Dropout(dropout)
@@ -46,6 +46,7 @@ class MultiHeadAttention(Module):
     def _heads(self, qkv):
         """qkv (B, T, 3C) -> q, k, v, each (B, n_head, T, head_size)."""
         B, T, C3 = qkv.shape
+        # (B, T, 3C) -> (B, T, 3, n_head, hs) -> (3, B, n_head, T, hs)
         heads = qkv.reshape(B, T, 3, self.n_head, C3 // (3 * self.n_head)).permute(2, 0, 3, 1, 4)
         return heads[0], heads[1], heads[2]
 
@@ -58,7 +59,7 @@ class MultiHeadAttention(Module):
         k, v = kv_cache.append(k, v)
         # the one new query may see every cached key (all are in its past): no causal mask needed
         y = F.scaled_dot_product_attention(q, k, v, causal=False, dropout_p=self.dropout, training=self.training)
-        return y.transpose(1, 2).reshape(B, T, self.n_embd)
+        return y.transpose(1, 2).reshape(B, T, self.n_embd)  # (B, n_head, 1, hs) -> (B, 1, n_head, hs) -> (B, 1, C)
 
     def extra_repr(self):
         return f"n_embd={self.n_embd}, n_head={self.n_head}, dropout={self.dropout}"

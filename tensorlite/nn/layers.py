@@ -79,7 +79,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        self.p = F._check_p(p, "Dropout")
+        self.p = F.check_dropout_p(p, "Dropout")
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)

@@ -12,11 +12,13 @@ outside the square root of the bias-corrected second moment, as in PyTorch.
 
 Every step runs on each parameter in place. On the CPU that is a few NumPy calls
 into one reusable scratch buffer; on a GPU (float32/float64) it is one fused
-CuPy kernel per parameter that reads g, p, m, v once and writes p, m, v once.
+CuPy kernel per parameter (tensorlite.kernels.adamw) that reads g, p, m, v once
+and writes p, m, v once. The array-operation path is the kernel's reference.
 """
 import math
 
 from .. import autograd, backend
+from ..kernels.adamw import adamw_kernel
 from ..tensor import Tensor
 from .optimizer import Optimizer, hyper
 
@@ -53,7 +55,7 @@ class AdamW(Optimizer):
                 g, m, v = p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data
                 with backend.device_context(p.device):
                     if self._use_fused(p):
-                        _fused_kernel(p.xp)(g, decay, 1 - beta1, beta2, 1 - beta2, step_size, bc2_sqrt, eps,
+                        adamw_kernel(p.xp)(g, decay, 1 - beta1, beta2, 1 - beta2, step_size, bc2_sqrt, eps,
                                             p.data, m, v)
                     else:
                         self._update(p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps)
@@ -85,22 +87,3 @@ class AdamW(Optimizer):
             raise TypeError(f"fused AdamW supports float32/float64 parameters, got {p.dtype}")
         return ok
 
-
-_kernel = None
-
-
-def _fused_kernel(cupy):
-    """One elementwise CUDA kernel for the whole AdamW update of one parameter (compiled once)."""
-    global _kernel
-    if _kernel is None:
-        _kernel = cupy.ElementwiseKernel(
-            "T g, T decay, T c1, T beta2, T c2, T step_size, T bc2_sqrt, T eps",
-            "T p, T m, T v",
-            """
-            p = p * decay;
-            m = m + c1 * (g - m);
-            v = beta2 * v + c2 * (g * g);
-            p = p - step_size * (m / (sqrt(v) / bc2_sqrt + eps));
-            """,
-            "tensorlite_adamw")
-    return _kernel

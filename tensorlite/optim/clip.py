@@ -5,17 +5,18 @@ from .. import autograd, backend
 from ..tensor import Tensor
 
 
-def _grads(parameters):
+def _grads(parameters, fname):
+    """The parameters as a list, and the gradients that exist (all on one device)."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     params = list(parameters)
     for p in params:
         if not isinstance(p, Tensor):
-            raise TypeError(f"expected tensors (e.g. model.parameters()), got {type(p).__name__}")
+            raise TypeError(f"{fname}: expected tensors (e.g. model.parameters()), got {type(p).__name__}")
     grads = [p.grad.data for p in params if p.grad is not None]
     devices = {backend.device_of(g) for g in grads}
     if len(devices) > 1:
-        raise RuntimeError(f"clip_grad_norm_: gradients are on several devices {sorted(devices)}; "
+        raise RuntimeError(f"{fname}: gradients are on several devices {sorted(devices)}; "
                            "clip each device's parameters separately")
     return params, grads
 
@@ -34,7 +35,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
         raise ValueError(f"max_norm must be >= 0, got {max_norm}")
     if not (norm_type >= 1 or norm_type == math.inf):
         raise ValueError(f"norm_type must be >= 1 or inf, got {norm_type}")
-    params, grads = _grads(parameters)
+    params, grads = _grads(parameters, "clip_grad_norm_")
     if not grads:
         device = params[0].device if params else "cpu"
         with backend.device_context(device):
@@ -64,5 +65,5 @@ def clip_grad_value_(parameters, clip_value):
     clip_value = float(clip_value)
     if clip_value < 0:
         raise ValueError(f"clip_value must be >= 0, got {clip_value}")
-    for g in _grads(parameters)[1]:
+    for g in _grads(parameters, "clip_grad_value_")[1]:
         backend.get_array_module(g).clip(g, -clip_value, clip_value, out=g)

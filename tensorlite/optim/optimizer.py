@@ -8,12 +8,17 @@ on the first step. ``step()`` changes ``p.data`` in place, under ``no_grad``.
 """
 import numbers
 
-import numpy as np
-
 from .. import backend
+from ..dtypes import is_float
 from ..tensor import Tensor
 
-_required = object()  # marks a default the user must give (SGD's lr)
+
+class _Required:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _Required()  # marks a default the user must give (SGD's lr), as torch.optim.optimizer.required
 
 
 def hyper(group, name):
@@ -51,14 +56,14 @@ class Optimizer:
             if not p.is_leaf:
                 raise ValueError("optimizer can't optimize a non-leaf tensor (one computed from others); "
                                  "pass the leaf parameters, e.g. model.parameters()")
-            if not np.dtype(p.dtype).kind == "f":
+            if not is_float(p.dtype):
                 raise TypeError(f"optimizer can only optimize floating-point tensors, got dtype {p.dtype}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
             raise ValueError("some parameters appear more than once (in this group or in an earlier one)")
         group["params"] = params
         for name, default in self.defaults.items():
-            if default is _required and name not in group:
+            if default is required and name not in group:
                 raise ValueError(f"parameter group didn't specify a value of required option {name!r}")
             group.setdefault(name, default)
         for name, value in group.items():

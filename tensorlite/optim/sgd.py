@@ -8,11 +8,11 @@
 """
 from .. import autograd, backend
 from ..tensor import Tensor
-from .optimizer import Optimizer, _required, hyper
+from .optimizer import Optimizer, hyper, required
 
 
 class SGD(Optimizer):
-    def __init__(self, params, lr=_required, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    def __init__(self, params, lr=required, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 

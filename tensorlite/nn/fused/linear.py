@@ -1,0 +1,45 @@
+"""x W^T + b and dropout, each one Function, and the dropout mask that dropout and attention share."""
+import numpy as np
+
+from ... import backend
+from ...autograd import Function
+
+
+class Linear(Function):
+    def forward(self, x, weight, *bias):
+        self.x2 = x.reshape(-1, x.shape[-1])  # leading dims flattened: one 2-D product
+        self.weight, self.x_shape = weight, x.shape
+        y = self.x2 @ weight.T
+        if bias:
+            y += bias[0]
+        return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    # y = x W^T + b:  dx = g W,  dW = g^T x,  db = sum of g over rows (ones @ g: a BLAS product, 2-3x
+    # faster than g.sum(axis=0))
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = (g2 @ self.weight).reshape(self.x_shape) if self.needs_input_grad[0] else None
+        dw = g2.T @ self.x2 if self.needs_input_grad[1] else None
+        if len(self.needs_input_grad) == 2:
+            return dx, dw
+        return dx, dw, (xp.ones(g2.shape[0], dtype=g.dtype) @ g2 if self.needs_input_grad[2] else None)
+
+
+class Dropout(Function):
+    """x times `mask`, a keep-mask already scaled by 1 / (1 - p) (see dropout_mask)."""
+
+    def forward(self, x):
+        return x * self.mask
+
+    # y = x * mask / (1 - p):  dx = g * mask / (1 - p)   (the same mask)
+    def backward(self, g):
+        return g * self.mask
+
+
+def dropout_mask(shape, p, dtype, device):
+    """Keep-mask already scaled by 1 / (1 - p), from the device's seeded generator."""
+    xp = backend.xp_for(device)
+    with backend.device_context(device):
+        u = backend.generator(device).random(shape, np.dtype(dtype))
+        return (u >= p).astype(dtype) * xp.asarray(1 / (1 - p), dtype=dtype)
