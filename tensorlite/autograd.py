@@ -16,7 +16,7 @@ tensor (``out._ctx``). The node remembers its input tensors, so following
 This module knows tensors only through a protocol (as minitorch's autodiff is
 written against its Variable): a tensor has ``data`` (its array), ``device``,
 ``requires_grad``, ``grad``, ``_ctx`` and ``_retains_grad``, and its class has
-``_wrap(array, device, requires_grad)``. So it imports nothing but NumPy, and
+``wrap(array, device, requires_grad)``. So it imports nothing but NumPy, and
 ``tensor.py`` builds on it, never the other way round.
 
 How it is traversed
@@ -135,7 +135,7 @@ class Function:
 
         Written against the Tensor protocol, not the Tensor class: an input is anything with
         ``data``, ``device``, ``requires_grad`` and ``_ctx``, and the output is made by the first
-        input's own class (``type(inputs[0])._wrap(array, device, requires_grad)``). A Function whose
+        input's own class (``type(inputs[0]).wrap(array, device, requires_grad)``). A Function whose
         output lives on another device than its inputs (a copy between devices) sets ``self.out_device``.
         """
         for i, t in enumerate(inputs):
@@ -154,7 +154,7 @@ class Function:
         arrays = tuple(t.data for t in inputs)
         out = fn.forward(*arrays) if _profile_hook is None else _profile_hook(fn, "forward", *arrays)
         device = getattr(fn, "out_device", device)
-        result = type(inputs[0])._wrap(_array(out), device, requires_grad=record)
+        result = type(inputs[0]).wrap(_array(out), device, requires_grad=record)
         if record:
             fn.inputs = inputs
             result._ctx = fn
@@ -258,4 +258,4 @@ def _accumulate(t, g, handed_out):
     if g.base is not None or id(g) in handed_out or g.dtype != t.dtype:
         g = g.astype(t.dtype)  # astype always copies
     handed_out.add(id(g))
-    t.grad = type(t)._wrap(g, t.device)
+    t.grad = type(t).wrap(g, t.device)

@@ -35,7 +35,7 @@ def _new(make, dtype, device, requires_grad=False, default=default_float):
     check_requires_grad(requires_grad, dtype)
     with backend.device_context(device):
         array = make(backend.xp_for(device), dtype, device)
-    return Tensor._wrap(array, device, requires_grad=bool(requires_grad))
+    return Tensor.wrap(array, device, requires_grad=bool(requires_grad))
 
 
 def tensor(data, dtype=None, device=None, requires_grad=False):
@@ -51,7 +51,7 @@ def from_numpy(array):
     """A CPU tensor that shares memory with a NumPy array."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy() expects a numpy.ndarray, got {type(array).__name__}")
-    return Tensor._wrap(array, "cpu")
+    return Tensor.wrap(array, "cpu")
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False):
@@ -204,7 +204,7 @@ def multinomial(probs, num_samples, replacement=False):
                 keys = xp.log(rows) - xp.log(-xp.log(u))
             out = xp.argsort(-keys, axis=1)[:, :num_samples]
     out = out.astype(np.int64)
-    return Tensor._wrap(out[0] if w.ndim == 1 else out, device)
+    return Tensor.wrap(out[0] if w.ndim == 1 else out, device)
 
 
 def _triangle(name, t, diagonal, keep_fn):
@@ -213,7 +213,7 @@ def _triangle(name, t, diagonal, keep_fn):
     xp = t.xp
     with backend.device_context(t.device):
         keep = keep_fn(xp.ones(t.shape[-2:], dtype=bool), diagonal)
-    return t.masked_fill(Tensor._wrap(~keep, t.device), 0)
+    return t.masked_fill(Tensor.wrap(~keep, t.device), 0)
 
 
 def tril(t, diagonal=0):

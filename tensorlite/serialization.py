@@ -231,7 +231,7 @@ def _decode(node, arrays, map_location, path):
             array = backend.to_device(array, device)
         if kind == "ndarray":
             return array
-        t = Tensor._wrap(array, device)
+        t = Tensor.wrap(array, device)
         return t.requires_grad_() if node.get("requires_grad") else t
     raise CheckpointError(f"cannot load {path!r}: unknown entry type {kind!r} (written by a newer tensorlite?)")
 

@@ -48,9 +48,10 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
         self.grad, self._ctx, self._retains_grad = None, None, False
 
     @classmethod
-    def _wrap(cls, array, device, requires_grad=False):
-        """Make a tensor around an existing array without copying or checking it (the autograd protocol's
-        constructor: Function.apply makes every output through it)."""
+    def wrap(cls, array, device, requires_grad=False):
+        """A tensor around an existing array (NumPy on 'cpu', CuPy on 'cuda:N') without copying or checking
+        it: the constructor of the autograd protocol (Function.apply makes every output through it), and
+        what optimizers and layers use for arrays they made themselves. Use tensorlite.tensor() for data."""
         t = cls.__new__(cls)
         t.data, t.device, t.requires_grad = array, device, requires_grad
         t.grad, t._ctx, t._retains_grad = None, None, False
@@ -165,10 +166,10 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
 
     def detach(self):
         """The same array, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor._wrap(self.data, self.device)
+        return Tensor.wrap(self.data, self.device)
 
     def clone(self):
-        return self * 1 if self.requires_grad else Tensor._wrap(self.data.copy(), self.device)
+        return self * 1 if self.requires_grad else Tensor.wrap(self.data.copy(), self.device)
 
     def zero_(self):
         self.data[...] = 0
@@ -185,12 +186,12 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
         out = self
         if dtype is not None and np.dtype(dtype) != self.dtype:
             out = E.Cast.apply(out, dtype=np.dtype(dtype)) if out.requires_grad and is_float(dtype) \
-                else Tensor._wrap(out.data.astype(dtype), out.device)
+                else Tensor.wrap(out.data.astype(dtype), out.device)
         if device is not None:
             device = backend.normalize_device(device)
             if device != out.device:
                 out = ToDevice.apply(out, device=device) if out.requires_grad else \
-                    Tensor._wrap(backend.to_device(out.data, device), device)
+                    Tensor.wrap(backend.to_device(out.data, device), device)
         return out
 
     def cpu(self):

@@ -2,7 +2,7 @@
 var, max, logsumexp, argmax, ...), each a Function from ``tensorlite.ops``.
 
 A mixin of ``Tensor``. It needs from the class: ``data``, ``device``, ``dtype``, ``ndim``, ``xp``,
-``_wrap(array, device)``, ``to(dtype)``, and from the operators mixin ``_binary`` and ``_array``.
+``wrap(array, device)``, ``to(dtype)``, and from the operators mixin ``_binary`` and ``_array``.
 """
 from collections import namedtuple
 
@@ -81,7 +81,7 @@ class TensorMath:
         return E.MaskedFill.apply(self, mask=mask, value=value)
 
     def sign(self):
-        return self._wrap(self.xp.sign(self.data), self.device)
+        return self.wrap(self.xp.sign(self.data), self.device)
 
     # ------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False, dtype=None):
@@ -111,7 +111,7 @@ class TensorMath:
         index = (self.xp.argmin if is_min else self.xp.argmax)(self.data, axis=dim)
         if keepdim and self.ndim:  # (a 0-d tensor has no axis to keep: its index stays 0-d, like its value)
             index = self.xp.expand_dims(index, dim)
-        return ReturnTypes(values, self._wrap(index.astype(int64), self.device))
+        return ReturnTypes(values, self.wrap(index.astype(int64), self.device))
 
     def max(self, dim=None, keepdim=False):
         """max() -> tensor; max(dim) -> (values, indices), as in PyTorch."""
@@ -143,13 +143,13 @@ class TensorMath:
         index = fn(self.data, axis=dim)
         if keepdim and dim is not None:
             index = self.xp.expand_dims(index, dim)
-        return self._wrap(self.xp.asarray(index).astype(int64), self.device)
+        return self.wrap(self.xp.asarray(index).astype(int64), self.device)
 
     def all(self):
-        return self._wrap(self.xp.asarray(self.data.all()), self.device)
+        return self.wrap(self.xp.asarray(self.data.all()), self.device)
 
     def any(self):
-        return self._wrap(self.xp.asarray(self.data.any()), self.device)
+        return self.wrap(self.xp.asarray(self.data.any()), self.device)
 
     def softmax(self, dim):
         """exp(x) / sum(exp(x)) along `dim`, computed without overflow."""

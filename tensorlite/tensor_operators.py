@@ -1,7 +1,7 @@
 """Tensor's operators: + - * / // % ** @, unary -, comparisons, & | ~, and in-place arithmetic.
 
 A mixin of ``Tensor``. It needs from the class: ``data``, ``device``, ``dtype``, ``xp``,
-``requires_grad``, ``_wrap(array, device)``, ``to(dtype)`` and the constructor ``type(self)(data, device=)``.
+``requires_grad``, ``wrap(array, device)``, ``to(dtype)`` and the constructor ``type(self)(data, device=)``.
 
 Operands meet by PyTorch's rules (``tensorlite.dtypes``): a Python scalar takes the tensor's
 dtype unless it is of a higher kind, an integer tensor meets a float one in the float's dtype,
@@ -28,7 +28,7 @@ class TensorOperators:
             same_device("an operator", (("one operand", self), ("the other", other)))
             return other
         if isinstance(other, numbers.Number):
-            return self._wrap(self.xp.asarray(other, dtype=scalar_dtype(other, self.dtype)), self.device)
+            return self.wrap(self.xp.asarray(other, dtype=scalar_dtype(other, self.dtype)), self.device)
         return type(self)(other, device=self.device)
 
     def _array(self, x):
@@ -82,10 +82,10 @@ class TensorOperators:
         return self._binary(E.Div, other, reverse=True)
 
     def __floordiv__(self, other):
-        return self._wrap(self.data // self._other(other).data, self.device)
+        return self.wrap(self.data // self._other(other).data, self.device)
 
     def __mod__(self, other):
-        return self._wrap(self.data % self._other(other).data, self.device)
+        return self.wrap(self.data % self._other(other).data, self.device)
 
     def __pow__(self, other):
         return self._binary(E.Pow, other)
@@ -132,7 +132,7 @@ class TensorOperators:
 
     # ------------------------------------------------------------ comparisons and logic (never differentiable)
     def _compare(self, op, other):
-        return self._wrap(op(self.data, self._other(other).data), self.device)
+        return self.wrap(op(self.data, self._other(other).data), self.device)
 
     def __eq__(self, other):
         return self._compare(lambda a, b: a == b, other)
@@ -153,7 +153,7 @@ class TensorOperators:
         return self._compare(lambda a, b: a >= b, other)
 
     def __invert__(self):
-        return self._wrap(~self.data, self.device)
+        return self.wrap(~self.data, self.device)
 
     def __and__(self, other):
         return self._compare(lambda a, b: a & b, other)

@@ -12,7 +12,7 @@ def _param(shape, device, dtype):
     device = backend.normalize_device(device)
     with backend.device_context(device):
         data = backend.xp_for(device).zeros(shape, dtype=np.dtype(dtype or np.float32))
-    return Parameter(Tensor._wrap(data, device))
+    return Parameter(Tensor.wrap(data, device))
 
 
 class Linear(Module):

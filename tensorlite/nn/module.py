@@ -268,11 +268,11 @@ class Module:
             pre = mod_name + ("." if mod_name else "")
             for name, p in mod._parameters.items():
                 if p is not None:
-                    out[pre + name] = Tensor._wrap(p.data, p.device)
+                    out[pre + name] = Tensor.wrap(p.data, p.device)
             skip = mod.__dict__.get("_non_persistent", ())
             for name, b in mod._buffers.items():
                 if b is not None and name not in skip:
-                    out[pre + name] = Tensor._wrap(b.data, b.device)
+                    out[pre + name] = Tensor.wrap(b.data, b.device)
         return out
 
     def _state_targets(self):

@@ -45,8 +45,8 @@ class AdamW(Optimizer):
                 if state is None:
                     with backend.device_context(p.device):
                         state = self.state[p] = {"step": 0,
-                                                 "exp_avg": Tensor._wrap(p.xp.zeros_like(p.data), p.device),
-                                                 "exp_avg_sq": Tensor._wrap(p.xp.zeros_like(p.data), p.device)}
+                                                 "exp_avg": Tensor.wrap(p.xp.zeros_like(p.data), p.device),
+                                                 "exp_avg_sq": Tensor.wrap(p.xp.zeros_like(p.data), p.device)}
                 state["step"] += 1
                 t = state["step"]  # a Python int: the bias corrections never touch the device
                 step_size = lr / (1 - beta1 ** t)

@@ -39,7 +39,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
     if not grads:
         device = params[0].device if params else "cpu"
         with backend.device_context(device):
-            return Tensor._wrap(backend.xp_for(device).zeros((), "float32"), device)
+            return Tensor.wrap(backend.xp_for(device).zeros((), "float32"), device)
     xp = backend.get_array_module(grads[0])
     device = backend.device_of(grads[0])
     dtype = grads[0].dtype
@@ -56,7 +56,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0):
         coef = xp.minimum(max_norm / (total + 1e-6), 1.0)
         for g in grads:
             g *= coef.astype(g.dtype, copy=False)
-    return Tensor._wrap(total, device)
+    return Tensor.wrap(total, device)
 
 
 @autograd.no_grad()

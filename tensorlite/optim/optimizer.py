@@ -174,4 +174,4 @@ def _buffer_like(value, p, name):
     array = backend.to_device(value, p.device)
     with backend.device_context(p.device):
         array = array.astype(p.dtype, copy=True)
-    return Tensor._wrap(array, p.device)
+    return Tensor.wrap(array, p.device)

@@ -39,7 +39,7 @@ class SGD(Optimizer):
             state = self.state.setdefault(p, {})
             buf = state.get("momentum_buffer")
             if buf is None:
-                buf = state["momentum_buffer"] = Tensor._wrap(d.copy(), p.device)
+                buf = state["momentum_buffer"] = Tensor.wrap(d.copy(), p.device)
             else:
                 buf.data *= momentum
                 buf.data += (1 - dampening) * d
