@@ -62,11 +62,11 @@ def make_generate(model, tokenizer, stream=None):
     """The function behind the Generate button.
 
     A generator: Gradio sends each value it yields to the page at once, which is what makes the text stream.
-    Each yield is (continuation so far, status line). `stream` is train.sample.generate_stream unless a test
+    Each yield is (continuation so far, status line). `stream` is models.sampling.generate_stream unless a test
     passes a stand-in.
     """
     if stream is None:
-        from train.sample import generate_stream as stream
+        from models.sampling import generate_stream as stream
     from train.tokenizers import UnknownCharacterError
 
     def generate(prompt, max_new_tokens, temperature, top_k, seed, drop_unknown=False):
@@ -152,7 +152,7 @@ def main(argv=None):
     if not os.path.isfile(args.checkpoint):
         print(f"error: no checkpoint file at {args.checkpoint!r}", file=sys.stderr)
         return 2
-    from train.sample import load_checkpoint_model
+    from train.checkpoint import load_checkpoint_model
     try:
         model, tokenizer, info = load_checkpoint_model(args.checkpoint, device=args.device)
     except Exception as err:  # any reason the file can't become a model is the same answer to the user
