@@ -1,4 +1,5 @@
-"""What the benchmarks share: a machine description, timing, statistics, tables and JSON output.
+"""What the benchmarks share: a machine description, timing, statistics, tables, JSON output, and the
+frame of their main() (`run_benchmark`).
 
 Timing rules used everywhere
 ----------------------------
@@ -29,6 +30,7 @@ from importlib import metadata
 import numpy as np
 
 from tensorlite import backend
+from tensorlite.serialization import atomic_write
 
 
 # ---------------------------------------------------------------- the machine
@@ -244,14 +246,26 @@ def base_parser(description):
 
 def write_json(path, benchmark, args, results, machine):
     payload = {"benchmark": benchmark, "args": vars(args), "machine": machine, "results": results}
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(f):
         json.dump(payload, f, indent=2, default=_jsonable)
         f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, write, mode="w")
     return payload
+
+
+def run_benchmark(name, args, run, machine=None):
+    """The frame every benchmark's main() shares: the machine described on top, then `run(args, machine)`
+    (which prints its own header and tables and returns JSON-able results), then the results written to
+    --json. Returns the results."""
+    machine = machine or machine_info()
+    print(describe_machine(machine))
+    results = run(args, machine)
+    if args.json:
+        write_json(args.json, name, args, results, machine)
+        print(f"wrote {args.json}")
+    return results
 
 
 def _jsonable(obj):

@@ -5,7 +5,7 @@
     python -m benchmarks.compare_torch --no_check --breakdown  # where each library's step goes
     CUPY_TF32=1 python -m benchmarks.compare_torch --device cuda --tf32
 
-1. Correctness. The GPT of models/gpt.py is written again below in PyTorch, with
+1. Correctness. The GPT of models/gpt.py is written again in PyTorch (torch_gpt.py), with
    torch.nn.functional.scaled_dot_product_attention and one fused q/k/v
    projection, and with the same parameter names. tensorlite's weights are copied
    into it, both compute the loss and the gradients of one batch, and every
@@ -26,18 +26,16 @@ Without PyTorch this prints why and exits with status 0.
 Two thread pools in one process
 -------------------------------
 NumPy's OpenBLAS and PyTorch's OpenMP each keep worker threads, and an idle
-worker may spin (busy-wait) before it sleeps. OpenBLAS's spin by default for
-~0.1 s, which made PyTorch's step 10x slower in alternation on a 2-core
+worker may spin (busy-wait) before it sleeps. OpenBLAS's spin for ~0.1 s by
+default, enough to make PyTorch's step 10x slower in alternation on a 2-core
 machine; tensorlite sets OPENBLAS_THREAD_TIMEOUT=4 at import (see
 tensorlite/backend.py), so its workers sleep at once, and each library then runs
 as fast as alone (cpu preset, 2 cores: PyTorch 85-89 ms alone, 83-92 ms
-alternated; tensorlite 95-108 ms alone, 100-104 ms alternated). PyTorch keeps
-its own defaults.
+alternated; tensorlite 95-108 ms alone, 100-104 ms alternated).
 
-An earlier version also forced OMP_WAIT_POLICY=PASSIVE on PyTorch. That made
-PyTorch's step ~17% slower than alone (86 -> 104 ms) and so flattered
-tensorlite's ratio (0.88 reported where the fair one was ~1.1); it is no
-longer set. The thread variables in effect are printed with the results.
+PyTorch keeps its own defaults on purpose: OMP_WAIT_POLICY=PASSIVE would make
+its step ~17% slower than alone (86 -> 104 ms at the cpu preset) and so flatter
+tensorlite's ratio. The thread variables in effect are printed with the results.
 """
 import os
 import sys
@@ -49,106 +47,11 @@ import tensorlite
 from tensorlite import backend
 
 from . import common
+from .torch_gpt import TORCH_IMPORT_ERROR, torch, torch_device, torch_twin
 from .train_step import PRESETS, add_size_args, build, resolve_size, train_step
-
-try:  # PyTorch is only a benchmark's reference, never a dependency of tensorlite
-    import torch
-    import torch.nn as tnn
-    import torch.nn.functional as TF
-except ImportError as exc:
-    torch = None
-    TORCH_IMPORT_ERROR = exc
-else:
-    TORCH_IMPORT_ERROR = None
 
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 THREAD_ENV = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")  # printed with the results
-
-
-# ---------------------------------------------------------------- the same GPT in PyTorch
-if torch is not None:
-    class TorchAttention(tnn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.n_head, self.dropout = c.n_head, c.dropout
-            self.c_attn = tnn.Linear(c.n_embd, 3 * c.n_embd, bias=c.bias)
-            self.c_proj = tnn.Linear(c.n_embd, c.n_embd, bias=c.bias)
-            self.resid_dropout = tnn.Dropout(c.dropout)
-
-        def forward(self, x):
-            B, T, C = x.shape
-            # the same split as tensorlite: columns [q | k | v], each head a contiguous run of hs columns
-            q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
-            y = TF.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                                dropout_p=self.dropout if self.training else 0.0)
-            return self.resid_dropout(self.c_proj(y.transpose(1, 2).reshape(B, T, C)))
-
-    class TorchFeedForward(tnn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.c_fc = tnn.Linear(c.n_embd, 4 * c.n_embd, bias=c.bias)
-            self.act = tnn.ReLU() if c.activation == "relu" else tnn.GELU()
-            self.c_proj = tnn.Linear(4 * c.n_embd, c.n_embd, bias=c.bias)
-            self.dropout = tnn.Dropout(c.dropout)
-
-        def forward(self, x):
-            return self.dropout(self.c_proj(self.act(self.c_fc(x))))
-
-    class TorchBlock(tnn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.pre_norm = c.norm == "pre"
-            self.ln1 = tnn.LayerNorm(c.n_embd)
-            self.attn = TorchAttention(c)
-            self.ln2 = tnn.LayerNorm(c.n_embd)
-            self.mlp = TorchFeedForward(c)
-
-        def forward(self, x):
-            if self.pre_norm:
-                x = x + self.attn(self.ln1(x))
-                return x + self.mlp(self.ln2(x))
-            x = self.ln1(x + self.attn(x))
-            return self.ln2(x + self.mlp(x))
-
-    class TorchGPT(tnn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.token_embedding = tnn.Embedding(c.vocab_size, c.n_embd)
-            self.position_embedding = tnn.Embedding(c.block_size, c.n_embd)
-            self.blocks = tnn.ModuleList([TorchBlock(c) for _ in range(c.n_layer)])
-            self.ln_f = tnn.LayerNorm(c.n_embd)
-            self.lm_head = tnn.Linear(c.n_embd, c.vocab_size, bias=c.bias)
-
-        def forward(self, idx, targets):
-            B, T = idx.shape
-            x = self.token_embedding(idx) + self.position_embedding(torch.arange(T, device=idx.device))
-            for block in self.blocks:
-                x = block(x)
-            logits = self.lm_head(self.ln_f(x))
-            return logits, TF.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
-
-
-def torch_device(device):
-    """tensorlite's 'cuda:N' is PyTorch's too; 'cpu' is 'cpu'."""
-    return "cpu" if device == "cpu" else device
-
-
-def torch_twin(tl_model, device):
-    """A TorchGPT with tensorlite's config and a copy of its weights, on `device`."""
-    tl_params = dict(tl_model.named_parameters())
-    dtype = getattr(torch, str(next(iter(tl_params.values())).dtype))
-    model = TorchGPT(tl_model.config).to(device=torch_device(device), dtype=dtype)
-    t_params = dict(model.named_parameters())
-    if set(t_params) != set(tl_params):
-        raise RuntimeError(f"parameter names differ: only tensorlite {sorted(set(tl_params) - set(t_params))}, "
-                           f"only torch {sorted(set(t_params) - set(tl_params))}")
-    with torch.no_grad():
-        for name, p in tl_params.items():
-            if tuple(t_params[name].shape) != tuple(p.shape):
-                raise RuntimeError(f"{name}: tensorlite shape {p.shape}, torch shape {tuple(t_params[name].shape)}")
-            t_params[name].copy_(torch.from_numpy(backend.to_numpy(p.data)))
-    model.train(tl_model.training)
-    return model
 
 
 def _torch_batch(setup):
@@ -356,12 +259,9 @@ def _usable(device):
     return device, None
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if torch is None:
-        print(f"PyTorch is not importable ({TORCH_IMPORT_ERROR}); nothing to compare against. "
-              "Install it (pip install torch) to run this benchmark.")
-        return 0
+def torch_machine(args):
+    """The machine description with PyTorch's settings: its threads (as many as NumPy's BLAS uses), TF32,
+    the thread variables in effect."""
     machine = common.machine_info()
     blas_threads = machine["blas_threads"] or machine["cores"]
     torch.set_num_threads(args.threads or blas_threads)
@@ -376,7 +276,12 @@ def main(argv=None):
             print("note: --tf32 enables TF32 in torch only; start with CUPY_TF32=1 for tensorlite (CuPy) too")
     machine["tf32"] = tf32
     machine["thread_env"] = {k: os.environ.get(k, "unset") for k in THREAD_ENV}
-    print(common.describe_machine(machine))
+    return machine
+
+
+def compare(args, machine):
+    """The gradient checks and the alternated timings (and the --breakdown) on each device: prints the
+    tables, returns the results."""
     print(f"threads: NumPy BLAS {machine['blas_threads']}, torch {machine['torch_threads']} | "
           f"{' '.join(f'{k}={v}' for k, v in machine['thread_env'].items())} | "
           f"timed dtype {args.dtype} | {args.steps} alternated steps each after {args.warmup} warm-up\n")
@@ -434,11 +339,17 @@ def main(argv=None):
                                   title="Where the time goes, per step (tensorlite.profiler; torch.profiler self "
                                         "CPU time)"))
         print()
-    if args.json:
-        common.write_json(args.json, "compare_torch", args, results, machine)
-        print(f"wrote {args.json}")
-    failed = [c for c in results["checks"] if not c["ok"]]
-    return 1 if failed else 0
+    return results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if torch is None:
+        print(f"PyTorch is not importable ({TORCH_IMPORT_ERROR}); nothing to compare against. "
+              "Install it (pip install torch) to run this benchmark.")
+        return 0
+    results = common.run_benchmark("compare_torch", args, compare, machine=torch_machine(args))
+    return 1 if any(not c["ok"] for c in results["checks"]) else 0
 
 
 if __name__ == "__main__":

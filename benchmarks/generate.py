@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
+import models
 import tensorlite
-from models.gpt import GPT, GPTConfig
 from models.sampling import generate_tokens
 from tensorlite import backend
 
@@ -28,10 +28,9 @@ MODES = (("no cache", False), ("cache", True))
 
 
 def build_model(size, device, seed=0):
+    """The GPT of a size (no dropout: generation runs in eval mode anyway), in eval mode on `device`."""
     tensorlite.manual_seed(seed)
-    config = GPTConfig(vocab_size=size["vocab_size"], block_size=size["block_size"], n_embd=size["n_embd"],
-                       n_layer=size["n_layer"], n_head=size["n_head"], dropout=0.0)
-    return GPT(config).to(device).eval()
+    return models.build_model("gpt", models.config_from("gpt", dict(size, dropout=0.0))).to(device).eval()
 
 
 def timed_generation(model, prompt, tokens, use_cache, seed):
@@ -139,8 +138,10 @@ def parse_args(argv):
         size = {k: PRESETS[name][k] for k in ("block_size", "n_embd", "n_layer", "n_head", "vocab_size")}
         size.update({f: getattr(args, f) for f in ("block_size", "n_embd", "n_layer", "n_head", "vocab_size")
                      if getattr(args, f) is not None})
-        if size["n_embd"] % size["n_head"]:
-            p.error(f"n_embd={size['n_embd']} must be divisible by n_head={size['n_head']}")
+        try:
+            models.config_from("gpt", size)  # the model's own checks (n_embd % n_head, positive sizes)
+        except ValueError as e:
+            p.error(str(e))
         if args.prompt_len > size["block_size"]:
             p.error(f"prompt_len={args.prompt_len} is longer than block_size={size['block_size']}")
         args.sizes[name] = size
@@ -151,16 +152,15 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    machine = common.machine_info()
-    print(common.describe_machine(machine))
+def run(args, machine):
     print(f"device {args.device} | median of {args.repeats} run(s) per mode, alternated\n")
     results = [bench_preset(name, args.sizes[name], args, args.device) for name in args.presets]
     print(format_results(results))
-    if args.json:
-        common.write_json(args.json, "generate", args, results, machine)
     return results
+
+
+def main(argv=None):
+    return common.run_benchmark("generate", parse_args(argv), run)
 
 
 if __name__ == "__main__":

@@ -189,16 +189,13 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    machine = common.machine_info()
-    print(common.describe_machine(machine))
-    print(f"median of {args.repeats} samples after warm-up; [q1, q3] = quartiles\n")
-    results, tables = run(args)
-    for t in tables:
-        print(t + "\n")
-    if args.json:
-        common.write_json(args.json, "matmul", args, results, machine)
-        print(f"wrote {args.json}")
+    def report(args, machine):
+        print(f"median of {args.repeats} samples after warm-up; [q1, q3] = quartiles\n")
+        results, tables = run(args)
+        for t in tables:
+            print(t + "\n")
+        return results
+    common.run_benchmark("matmul", parse_args(argv), report)
     return 0
 
 

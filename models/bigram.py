@@ -1,18 +1,38 @@
 """The bigram language model: the next token's logits are one row of a (vocab x vocab) table,
 looked up by the current token alone. The simplest model that learns anything from text."""
+from dataclasses import asdict, dataclass
+
 import tensorlite
 import tensorlite.nn as nn
 import tensorlite.nn.functional as F
 from models.sampling import generate_tokens
 
 
+@dataclass
+class BigramConfig:
+    vocab_size: int = 65
+
+    def __post_init__(self):
+        if int(self.vocab_size) != self.vocab_size or self.vocab_size < 1:
+            raise ValueError(f"vocab_size must be a positive integer, got {self.vocab_size}")
+        self.vocab_size = int(self.vocab_size)
+
+    def to_dict(self):
+        return asdict(self)
+
+
 class BigramLanguageModel(nn.Module):
-    def __init__(self, vocab_size):
+    # the next token depends on the current one only: generation feeds the model one token
+    context_size = 1
+
+    def __init__(self, config):
+        """config: a BigramConfig, or just the vocabulary size (as the course writes it)."""
         super().__init__()
-        if int(vocab_size) != vocab_size or vocab_size < 1:
-            raise ValueError(f"vocab_size must be a positive integer, got {vocab_size}")
-        self.vocab_size = int(vocab_size)
-        self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+        if not isinstance(config, BigramConfig):
+            config = BigramConfig(config)
+        self.config = config
+        self.vocab_size = config.vocab_size
+        self.token_embedding_table = nn.Embedding(config.vocab_size, config.vocab_size)
 
     def forward(self, idx, targets=None):
         """idx, targets: (B, T) int64 -> logits (B, T, vocab), and the mean cross-entropy (or None)."""
@@ -28,5 +48,5 @@ class BigramLanguageModel(nn.Module):
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None):
         """idx (B, T) extended by max_new_tokens sampled tokens; only the last token matters here."""
-        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=1))
+        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=self.context_size))
         return tensorlite.cat([idx, *new], dim=1) if new else idx

@@ -16,7 +16,7 @@ embedding, and every key and value computed from it) changes, and the cache is s
 cropped window, it would be full, with no room for the next token, which slides the window again. So past
 block_size each step costs a full forward of the window, the same as without a cache (models/sampling.py).
 """
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import tensorlite
 import tensorlite.nn as nn
@@ -25,17 +25,24 @@ from models.sampling import generate_tokens
 from tensorlite.nn.attention import KVCache
 
 
+def _setting(default, help, **kw):
+    """A config field with the help text the training programs show for its --flag (and its choices)."""
+    return field(default=default, metadata={"help": help, **kw})
+
+
 @dataclass
 class GPTConfig:
-    vocab_size: int = 65
-    block_size: int = 64
-    n_embd: int = 384
-    n_layer: int = 8
-    n_head: int = 8
-    dropout: float = 0.2
-    norm: str = "post"
-    activation: str = "relu"
-    bias: bool = True
+    """A GPT's hyperparameters: the one place they are named, checked and explained (train.gpt makes its
+    command line from these fields)."""
+    vocab_size: int = _setting(65, "tokens in the vocabulary (the training data decides it)")
+    block_size: int = _setting(64, "context length in tokens")
+    n_embd: int = _setting(384, "embedding width")
+    n_layer: int = _setting(8, "transformer blocks")
+    n_head: int = _setting(8, "attention heads per block (must divide n_embd)")
+    dropout: float = _setting(0.2, "dropout probability")
+    norm: str = _setting("post", "layer norm placement: post (the course's) or pre (GPT-2's)", choices=["post", "pre"])
+    activation: str = _setting("relu", "MLP activation", choices=["relu", "gelu"])
+    bias: bool = _setting(True, "biases in the linear layers")
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_embd", "n_layer", "n_head"):
@@ -123,6 +130,11 @@ class GPT(nn.Module):
             raise ValueError(f"targets shape {targets.shape} does not match idx shape {idx.shape}")
         return logits, F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
 
+    @property
+    def context_size(self):
+        """The most tokens the model sees at once: generation slides a window of this length."""
+        return self.config.block_size
+
     def new_kv_cache(self):
         """An empty key/value cache, one KVCache per block, for forward(..., kv_cache=...)."""
         return [KVCache() for _ in self.blocks]
@@ -131,6 +143,6 @@ class GPT(nn.Module):
         """idx (B, T) extended by max_new_tokens sampled tokens; the model sees the last block_size of them.
 
         use_cache=False runs the whole window through the model for every token (same tokens, slower)."""
-        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=self.config.block_size,
+        new = list(generate_tokens(self, idx, max_new_tokens, temperature, top_k, context=self.context_size,
                                    use_cache=use_cache))
         return tensorlite.cat([idx, *new], dim=1) if new else idx

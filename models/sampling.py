@@ -1,4 +1,5 @@
-"""Autoregressive sampling shared by the models: one new token at a time from the last position's logits."""
+"""Autoregressive sampling shared by the models: one new token at a time from the last position's logits,
+and `generate_stream`, the same as text for the programs that show it (sample, chat, the web page)."""
 import tensorlite
 
 
@@ -58,3 +59,31 @@ def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, con
             yield nxt
     finally:
         model.train(was_training)
+
+
+def generate_stream(model, tokenizer, prompt, max_new_tokens=200, temperature=1.0, top_k=None, seed=None,
+                    unknown="error"):
+    """Yield the generated text piece by piece, one piece per sampled token (the prompt is not repeated).
+
+    `tokenizer` is anything with encode(text, unknown=...) and decode(ids) (train.tokenizers has them).
+    A prompt with characters outside the vocabulary raises the tokenizer's error naming them, unless
+    unknown='skip' drops them. An empty prompt starts from token 0. Decoding the whole continuation each
+    time and yielding the new tail keeps multi-byte tokens whole.
+    """
+    if unknown not in ("error", "skip"):
+        raise ValueError(f"unknown must be 'error' or 'skip', got {unknown!r}")
+    if seed is not None:
+        tensorlite.manual_seed(seed)
+    ids = tokenizer.encode(prompt, unknown=unknown) or [0]
+    device = next(iter(model.parameters())).device
+    idx = tensorlite.tensor([ids], dtype=tensorlite.int64, device=device)
+    new_ids, emitted = [], ""
+    context = getattr(model, "context_size", None)
+    for nxt in generate_tokens(model, idx, max_new_tokens, temperature, top_k, context=context):
+        new_ids.append(int(nxt.item()))
+        text = tokenizer.decode(new_ids)
+        if text.endswith("\ufffd") and len(new_ids) < max_new_tokens:
+            continue  # a character split across tokens: wait for the rest of it
+        if len(text) > len(emitted) and text.startswith(emitted):
+            piece, emitted = text[len(emitted):], text
+            yield piece

@@ -1,5 +1,6 @@
 """The benchmarks run end to end at tiny sizes on the CPU and write well-formed tables and JSON."""
 import json
+import os
 import statistics
 
 import numpy as np
@@ -72,6 +73,22 @@ def test_machine_info_and_json_round_trip(tmp_path):
     assert payload["results"] == {"v": 2.5} and payload["args"] == {"a": 1}
 
 
+def test_run_benchmark_frames_every_main(tmp_path, capsys):
+    import argparse
+    path = tmp_path / "r.json"
+    seen = []
+
+    def run(args, machine):
+        seen.append(machine)
+        print("the tables")
+        return {"v": 1}
+    assert common.run_benchmark("demo", argparse.Namespace(json=str(path)), run) == {"v": 1}
+    out = capsys.readouterr().out.splitlines()
+    assert "CPU:" in out[0] and "the tables" in out and out[-1] == f"wrote {path}"
+    assert _load(path)["benchmark"] == "demo" and _load(path)["machine"] == seen[0]
+    assert not [p for p in os.listdir(tmp_path) if p != "r.json"]  # no temporary file left behind
+
+
 # ---------------------------------------------------------------- matmul
 def test_matmul_flops():
     assert matmul.matmul_flops((4, 5), (5, 6)) == 2 * 4 * 5 * 6
@@ -84,7 +101,7 @@ def test_matmul_gpt_shapes_follow_the_presets():
     assert (lin_a, lin_b) == ((15, 12), (12, 48))  # B*T rows through the MLP's first Linear
     assert (att_a, att_b) == ((12, 5, 3), (12, 3, 5))  # B*H products of (T, hs) @ (hs, T)
     assert "B*T=15" in lin_name and "B*H=12, T=5, hs=3" in att_name
-    # the course preset of issue 6/7: B=128, T=64, n_embd=384, 8 heads
+    # the course preset: B=128, T=64, n_embd=384, 8 heads
     assert ("course preset: Linear 384->1536 on B*T=8192 rows", (8192, 384), (384, 1536)) in matmul.MODEL_SHAPES
     assert ("course preset: scores q@k^T, B*H=1024, T=64, hs=48", (1024, 64, 48), (1024, 48, 64)) \
         in matmul.MODEL_SHAPES
@@ -166,15 +183,15 @@ def test_train_step_preset_and_overrides():
 
 
 def test_presets_are_train_gpts_presets():
-    from train.gpt import PRESETS as TRAIN_PRESETS
+    from train.presets import PRESETS as TRAIN_PRESETS
     assert set(train_step.PRESETS) == set(TRAIN_PRESETS)
     for name, size in train_step.PRESETS.items():
         assert {k: v for k, v in size.items() if k != "vocab_size"} == \
             {k: TRAIN_PRESETS[name][k] for k in train_step.MODEL_FIELDS}
 
 
-def test_presets_are_the_issues_gpts():
-    # issue 6/7: the course GPT, and the CPU-sized GPT the speed targets are measured at
+def test_presets_are_the_course_and_cpu_gpts():
+    # the course GPT, and the CPU-sized GPT the speed targets are measured at
     shape = ("batch_size", "block_size", "n_embd", "n_layer", "n_head")
     course, cpu = train_step.PRESETS["course"], train_step.PRESETS["cpu"]
     assert tuple(course[k] for k in shape) == (128, 64, 384, 8, 8) and course["dropout"] == 0.2

@@ -179,3 +179,42 @@ def test_a_float32_step_makes_no_float64_array(device, norm, activation, monkeyp
     for p in model.parameters():
         assert p.dtype == p.grad.dtype == tensorlite.float32
         assert all(v.dtype == tensorlite.float32 for v in opt.state[p].values() if hasattr(v, "dtype")), p.shape
+
+
+# ---------------------------------------------------------------- the registry
+@pytest.mark.parametrize("name,values", [("bigram", dict(vocab_size=7)),
+                                         ("gpt", dict(vocab_size=7, block_size=4, n_embd=8, n_layer=1, n_head=2,
+                                                      norm="pre", activation="gelu", bias=False))])
+def test_registry_round_trip(name, values):
+    import models
+    config = models.config_from(name, dict(values, batch_size=3, learning_rate=0.1))  # other keys: ignored
+    assert isinstance(config, models.MODELS[name].config)
+    assert {k: getattr(config, k) for k in values} == values
+    tensorlite.manual_seed(0)
+    model = models.build_model(name, config)
+    assert isinstance(model, models.MODELS[name].model) and model.config == config
+    tensorlite.manual_seed(0)
+    again = models.build_model(name, config.to_dict())  # what a checkpoint stores
+    assert again.config == config
+    for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert np.array_equal(a.numpy(), b.numpy()), k
+
+
+def test_registry_refuses_unknown_types_and_foreign_configs():
+    import models
+    with pytest.raises(KeyError, match="'bigram', 'gpt'"):
+        models.build_model("lstm", {})
+    with pytest.raises(TypeError, match="GPTConfig"):
+        models.build_model("gpt", models.BigramConfig(5))
+    assert models.config_from("gpt", {}) == GPTConfig()
+
+
+def test_bigram_config_and_a_bare_vocab_size_agree():
+    from models.bigram import BigramConfig
+    assert BigramLanguageModel(5).config == BigramConfig(5) and BigramConfig(5.0).vocab_size == 5
+    with pytest.raises(ValueError, match="vocab_size"):
+        BigramConfig(2.5)
+
+
+def test_context_size_is_what_generation_feeds_the_model():
+    assert BigramLanguageModel(5).context_size == 1 and GPT(tiny_config(block_size=4)).context_size == 4

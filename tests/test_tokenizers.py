@@ -40,6 +40,8 @@ def test_char_unknown_error_and_skip():
     with pytest.raises(UnknownCharacterError) as e:
         tok.encode("abxyx")
     assert e.value.chars == ["x", "y"]
+    from train.errors import UserError
+    assert isinstance(e.value, UserError) and isinstance(e.value, ValueError)  # one line through cli_main
     assert tok.decode(tok.encode("abxyc", unknown="skip")) == "abc"
     with pytest.raises(ValueError, match="unknown="):
         tok.encode("abc", unknown="ignore")

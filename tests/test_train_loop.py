@@ -11,9 +11,13 @@ import pytest
 
 import tensorlite
 from tensorlite import backend
-from train import bigram as train_bigram, chat as train_chat, gpt as train_gpt, sample as train_sample
-from train.loop import (CheckpointError, TrainConfig, TrainingDiverged, build_parser, cli_main, load_checkpoint,
-                        parse_config)
+from models.sampling import generate_stream
+from train import bigram as train_bigram, chat as train_chat, gpt as train_gpt, run as train_run
+from train import sample as train_sample
+from train.checkpoint import load_checkpoint, load_checkpoint_model
+from train.cli import apply_preset, build_parser, cli_main, parse_config
+from train.errors import CheckpointError, TrainingDiverged
+from train.loop import TrainConfig
 from train.tokenizers import UnknownCharacterError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,12 +63,56 @@ def test_parser_has_a_flag_per_field_and_presets_yield_to_flags():
     cfg, given = parse_config(train_gpt.GPTTrainConfig, ["--n_layer", "3", "--no-lr_decay", "--resume"])
     assert cfg.n_layer == 3 and cfg.lr_decay is False and cfg.resume is True and given == {"n_layer", "lr_decay",
                                                                                         "resume"}
-    from train.loop import apply_preset
     course = apply_preset(cfg, train_gpt.PRESETS, "course", given)
     assert (course.n_layer, course.n_embd, course.block_size, course.batch_size) == (3, 384, 64, 128)
     assert (course.learning_rate, course.max_iters, course.eval_interval, course.dropout) == (3e-4, 3000, 100, 0.2)
     with pytest.raises(SystemExit):
         parse_config(train_gpt.GPTTrainConfig, ["--norm", "sideways"])
+
+
+def test_gpt_train_config_takes_the_models_fields_from_gptconfig():
+    from models.gpt import GPTConfig
+    model_fields = {f.name: f for f in dataclasses.fields(GPTConfig)}
+    train_fields = {f.name: f for f in dataclasses.fields(train_gpt.GPTTrainConfig)}
+    for name in set(model_fields) - {"vocab_size", "block_size"}:  # the data decides one, the loop the other
+        assert train_fields[name].default == model_fields[name].default
+        assert train_fields[name].metadata == model_fields[name].metadata and model_fields[name].metadata["help"]
+    assert train_fields["block_size"].default == TrainConfig.block_size
+
+
+@pytest.mark.parametrize("name", sorted(train_gpt.PRESETS))
+def test_presets_set_only_fields_of_the_config_and_valid_models(name):
+    from models import config_from
+    preset = train_gpt.PRESETS[name]
+    assert set(preset) <= {f.name for f in dataclasses.fields(train_gpt.GPTTrainConfig)}
+    cfg = apply_preset(train_gpt.GPTTrainConfig(), train_gpt.PRESETS, name, given=set())
+    cfg.validate()
+    config_from("gpt", dataclasses.asdict(cfg))  # the model's own checks (n_embd % n_head, dropout, ...)
+
+
+def _old_lr_at(cfg, step):
+    """The schedule train.loop computed itself before it used tensorlite.optim.lr_scheduler."""
+    if cfg.lr_decay:
+        warmup, max_iters, min_lr = cfg.warmup_iters, max(cfg.max_iters, cfg.warmup_iters), cfg.learning_rate / 10
+        if step < warmup:
+            return cfg.learning_rate * step / warmup
+        if step >= max_iters:
+            return min_lr
+        ratio = (step - warmup) / (max_iters - warmup)
+        return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (cfg.learning_rate - min_lr)
+    if step < cfg.warmup_iters:
+        return cfg.learning_rate * step / cfg.warmup_iters
+    return cfg.learning_rate
+
+
+@pytest.mark.parametrize("lr_decay", [False, True])
+@pytest.mark.parametrize("warmup_iters,max_iters", [(0, 50), (10, 50), (7, 3), (0, 0), (100, 4000)])
+def test_the_loops_schedule_equals_the_old_one_bit_for_bit(lr_decay, warmup_iters, max_iters):
+    from train.loop import lr_schedule
+    cfg = TrainConfig(learning_rate=2e-3, warmup_iters=warmup_iters, max_iters=max_iters, lr_decay=lr_decay)
+    lr_at = lr_schedule(cfg)
+    for step in range(max(max_iters, warmup_iters) + 2):
+        assert lr_at(step) == _old_lr_at(cfg, step), step  # exact: the logs must not change
 
 
 def test_config_validation():
@@ -113,13 +161,13 @@ def test_a_crash_mid_run_leaves_the_last_checkpoint_usable(text_file, tmp_path):
 
 
 def test_nan_loss_stops_with_a_clear_error(text_file, tmp_path, capsys, monkeypatch):
-    make = train_bigram.make_model
+    make = train_run.make_model
 
-    def poisoned(cfg, vocab_size):  # one NaN weight: the loss is NaN from the first step on
-        model, config = make(cfg, vocab_size)
+    def poisoned(model_type, cfg, vocab_size):  # one NaN weight: the loss is NaN from the first step on
+        model, config = make(model_type, cfg, vocab_size)
         model.token_embedding_table.weight.data[0, 0] = float("nan")
         return model, config
-    monkeypatch.setattr(train_bigram, "make_model", poisoned)
+    monkeypatch.setattr(train_run, "make_model", poisoned)
     argv = ["--data", text_file, "--out_dir", str(tmp_path), "--max_iters", "20", "--sample_tokens", "0"]
     with pytest.raises(TrainingDiverged, match="--learning_rate"):
         train_bigram.main(argv)
@@ -163,17 +211,17 @@ def checkpoint(text_file, tmp_path):
 
 
 def test_load_checkpoint_model_and_generate_stream(checkpoint):
-    model, tokenizer, info = train_sample.load_checkpoint_model(checkpoint, device="cpu")
+    model, tokenizer, info = load_checkpoint_model(checkpoint, device="cpu")
     assert info["model_type"] == "gpt" and info["step"] == 10 and info["vocab_size"] == len(set(TEXT))
     assert info["num_params"] == model.num_params() and info["config"]["n_embd"] == 8
     assert math.isfinite(info["best_val_loss"]) and not model.training
-    pieces = list(train_sample.generate_stream(model, tokenizer, "the ", max_new_tokens=12, seed=3))
+    pieces = list(generate_stream(model, tokenizer, "the ", max_new_tokens=12, seed=3))
     assert len(pieces) == 12 and all(len(p) == 1 for p in pieces)
-    again = list(train_sample.generate_stream(model, tokenizer, "the ", max_new_tokens=12, seed=3))
+    again = list(generate_stream(model, tokenizer, "the ", max_new_tokens=12, seed=3))
     assert pieces == again
     with pytest.raises(UnknownCharacterError, match="'X', 'Z'"):
-        next(train_sample.generate_stream(model, tokenizer, "XtheZ"))
-    assert len(list(train_sample.generate_stream(model, tokenizer, "XtheZ", 3, unknown="skip"))) == 3
+        next(generate_stream(model, tokenizer, "XtheZ"))
+    assert len(list(generate_stream(model, tokenizer, "XtheZ", 3, unknown="skip"))) == 3
 
 
 def test_sample_cli(checkpoint, capsys):
@@ -188,19 +236,39 @@ def test_sample_cli(checkpoint, capsys):
                                         "--max_new_tokens", "5"]) == 0
 
 
+def test_a_checkpoint_in_the_stored_format_loads(tmp_path):
+    # the keys as train.loop has written them since the format's version 1: old checkpoints keep loading
+    from models.bigram import BigramLanguageModel
+    from train.tokenizers import CharTokenizer
+    tokenizer = CharTokenizer.from_text(TEXT)
+    model = BigramLanguageModel(tokenizer.vocab_size)
+    path = str(tmp_path / "old.ckpt")
+    tensorlite.save({"format": "tensorlite-checkpoint", "version": 1, "model_type": "bigram",
+                     "model_config": {"vocab_size": tokenizer.vocab_size}, "tokenizer": tokenizer.to_dict(),
+                     "train_config": {}, "model": model.state_dict(), "step": 3, "best_val_loss": 2.5}, path)
+    loaded, tok, info = load_checkpoint_model(path, device="cpu")
+    assert (info["model_type"], info["step"], info["best_val_loss"], tok.vocab_size) == ("bigram", 3, 2.5,
+                                                                                       tokenizer.vocab_size)
+    assert np.array_equal(loaded.token_embedding_table.weight.numpy(), model.token_embedding_table.weight.numpy())
+    tensorlite.save({"format": "tensorlite-checkpoint", "version": 1, "model_type": "lstm", "model_config": {}},
+                    path)
+    with pytest.raises(CheckpointError, match="unknown model type 'lstm'"):
+        load_checkpoint_model(path, device="cpu")
+
+
 def test_foreign_files_are_not_checkpoints(tmp_path, text_file, capsys):
     npz = tmp_path / "weights.npz"
     np.savez(npz, w=np.zeros(3))
     tensorlite.save({"just": "a dict"}, str(tmp_path / "other.ckpt"))
     for path in (text_file, str(npz), str(tmp_path / "other.ckpt"), str(tmp_path / "missing.ckpt")):
         with pytest.raises(CheckpointError):
-            train_sample.load_checkpoint_model(path, device="cpu")
+            load_checkpoint_model(path, device="cpu")
         assert cli_main(train_sample.main, ["--checkpoint", path]) == 2
     assert capsys.readouterr().err.count("error:") == 4
 
 
 def test_chat_loop_answers_until_an_empty_line_or_eof(checkpoint, capsys):
-    model, tokenizer, _ = train_sample.load_checkpoint_model(checkpoint, device="cpu")
+    model, tokenizer, _ = load_checkpoint_model(checkpoint, device="cpu")
     cfg, _ = parse_config(train_chat.ChatConfig, ["--max_new_tokens", "5"])
     written = []
     lines = iter(["the", "Q", "cat", ""])

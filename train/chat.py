@@ -7,16 +7,18 @@ An empty line or end of input (Ctrl-D) exits.
 import sys
 from dataclasses import dataclass
 
-from train.loop import _arg, cli_main, parse_config
-from train.sample import GenerationConfig, generate_stream, load_checkpoint_model
+from models.sampling import generate_stream
+from train.checkpoint import load_checkpoint_model
+from train.cli import cli_main, option, parse_config
+from train.sample import GenerationConfig
 from train.tokenizers import UnknownCharacterError
 
 
 @dataclass
 class ChatConfig(GenerationConfig):
     """Chat with a checkpoint: each line you type is continued by the model."""
-    max_new_tokens: int = _arg(300, "tokens generated per reply")
-    temperature: float = _arg(0.8, "softmax temperature")
+    max_new_tokens: int = option(300, "tokens generated per reply")
+    temperature: float = option(0.8, "softmax temperature")
 
 
 def chat(model, tokenizer, cfg, input=input, write=sys.stdout.write):

@@ -1,5 +1,6 @@
 """What every program of train/ shares around its work: a command line generated from a config
-dataclass, presets, device resolution, and `cli_main`, the one error boundary.
+dataclass (fields of its own, or taken from a model's config with `fields_from`), presets, device
+resolution, and `cli_main`, the one error boundary.
 
     @dataclass
     class MyConfig:
@@ -25,6 +26,14 @@ from train.errors import DeviceError, UserError
 def option(default, help, **kw):
     """A config field with its --help text (and argparse `choices=` if given)."""
     return field(default=default, metadata={"help": help, **kw})
+
+
+def fields_from(config_cls, exclude=()):
+    """The fields of another config dataclass (defaults and help texts), as `dataclasses.make_dataclass`
+    takes them: how a training config takes a model's hyperparameters from the model's config instead of
+    repeating them."""
+    return [(f.name, f.type, field(default=f.default, metadata=f.metadata))
+            for f in dataclasses.fields(config_cls) if f.name not in exclude]
 
 
 def build_parser(config_cls, description=None, presets=None):

@@ -7,7 +7,6 @@ the targets y (each target is the token that follows its input position).
 """
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import tensorlite
-from train.errors import DataError  # noqa: F401 (its home is train.errors)
+from tensorlite.serialization import atomic_write
+from train.errors import DataError
 from train.tokenizers import CharTokenizer
 
 DEFAULT_URL = "https://www.gutenberg.org/cache/epub/1661/pg1661.txt"
@@ -42,23 +42,6 @@ def strip_gutenberg(text):
     return text.strip("\n") + "\n"
 
 
-def write_atomic(path, data):
-    """Write bytes so that `path` holds either the old content or all of the new, never a part."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def default_corpus(url=DEFAULT_URL, folder=None, timeout=30):
     """Path of the default corpus: downloaded once into the cache folder, reused afterwards."""
     path = os.path.join(folder or cache_dir(), DEFAULT_NAME)
@@ -82,7 +65,9 @@ def default_corpus(url=DEFAULT_URL, folder=None, timeout=30):
     text = strip_gutenberg(text)
     if not text.strip():
         raise DataError(f"the file downloaded from {url} holds no text after removing the Gutenberg licence")
-    write_atomic(path, text.encode("utf-8"))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    data = text.encode("utf-8")
+    atomic_write(path, lambda f: f.write(data))
     print(f"saved {len(text):,} characters to {path}", flush=True)
     return path
 

@@ -1,8 +1,9 @@
 """The errors a user can act on. ``cli_main`` prints any of them as one line and exits non-zero;
 anything else that escapes a program is a bug and keeps its traceback.
 
-Each also derives from the built-in class it used to be (ValueError, RuntimeError), so code that
-catches those keeps working.
+Each also derives from the built-in class of its kind (ValueError, RuntimeError), so code that
+catches those catches these too. train.tokenizers.UnknownCharacterError (a prompt or text with
+characters outside the vocabulary) is one of them as well; it lives beside the tokenizers that raise it.
 """
 from tensorlite.serialization import CheckpointError as _FileError
 

@@ -1,14 +1,12 @@
-"""The one training loop shared by the bigram model and the GPT, and what every entry point needs around it.
+"""The one training loop shared by the bigram model and the GPT: the settings every training program has,
+the optimizer, the learning-rate schedule, one training step, evaluation, and `train_loop` itself.
 
-- a command line generated from a config dataclass (one flag per field, help from field metadata);
-- checkpoints (`last.ckpt`, `best.ckpt` in --out_dir) that hold everything needed to resume exactly:
-  model, optimizer, tokenizer, configs, step, both random generators, best validation loss;
-- the loop: evaluate every eval_interval steps, log to log.jsonl, optional warmup + cosine learning rate
-  and gradient clipping, a tqdm bar, Ctrl-C saving a checkpoint, and a clear stop when the loss diverges.
-
-Inside a step nothing is read back to the host; the loss is read every `log_interval` steps for the bar.
+The loop evaluates every eval_interval steps, logs to log.jsonl, writes `last.ckpt` and `best.ckpt`
+(train/checkpoint.py), shows a tqdm bar, saves a checkpoint on Ctrl-C and stops clearly when the loss
+diverges. Inside a step nothing is read back to the host; the loss is read every `log_interval` steps
+for the bar. The whole run around it (data, model, resume) is train/run.py.
 """
-import dataclasses
+import functools
 import json
 import math
 import os
@@ -20,39 +18,34 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 import tensorlite
-from train.cli import (apply_preset, build_parser, cli_main, option as _arg, parse_config,  # noqa: F401
-                       resolve_device)  # (re-exported until the callers import them from train.cli)
-from train.data import Batches, load_corpus
-from train.data import DataError  # noqa: F401
-from train.errors import CheckpointError, DeviceError, TrainingDiverged  # noqa: F401
-from train.tokenizers import tokenizer_from_dict
-
-CHECKPOINT_FORMAT = "tensorlite-checkpoint"
-CHECKPOINT_VERSION = 1
+from tensorlite.optim.lr_scheduler import warmup_cosine_lr
+from train.checkpoint import save_checkpoint, training_state
+from train.cli import option
+from train.errors import TrainingDiverged
 
 
 @dataclass
 class TrainConfig:
     """Fields every training program has. Entry points subclass it and add their model's fields."""
-    data: str = _arg("", "UTF-8 text file or prepared dataset directory (default: download Sherlock Holmes)")
-    device: str = _arg("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
-    batch_size: int = _arg(32, "sequences per training step")
-    block_size: int = _arg(8, "context length in tokens")
-    max_iters: int = _arg(3000, "training steps")
-    learning_rate: float = _arg(1e-2, "peak learning rate of AdamW")
-    eval_interval: int = _arg(300, "evaluate every this many steps")
-    eval_iters: int = _arg(200, "batches per split averaged in each evaluation")
-    seed: int = _arg(1337, "seed of the model's initialisation, dropout and the batch order")
-    out_dir: str = _arg("out", "folder for last.ckpt, best.ckpt and log.jsonl")
-    resume: bool = _arg(False, "continue from out_dir/last.ckpt (flags given now override its settings)")
-    val_fraction: float = _arg(0.2, "share of the text (its end) held out for validation")
-    weight_decay: float = _arg(0.0, "AdamW weight decay of matrices (never of biases or norms)")
-    beta2: float = _arg(0.999, "AdamW beta2")
-    grad_clip: float = _arg(0.0, "clip the gradient norm to this (0: off)")
-    warmup_iters: int = _arg(0, "linear learning-rate warmup steps")
-    lr_decay: bool = _arg(False, "cosine-decay the learning rate to learning_rate/10 at max_iters")
-    log_interval: int = _arg(10, "read the loss for the progress bar every this many steps")
-    sample_tokens: int = _arg(300, "tokens of text generated at the end (0: none)")
+    data: str = option("", "UTF-8 text file or prepared dataset directory (default: download Sherlock Holmes)")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    batch_size: int = option(32, "sequences per training step")
+    block_size: int = option(8, "context length in tokens")
+    max_iters: int = option(3000, "training steps")
+    learning_rate: float = option(1e-2, "peak learning rate of AdamW")
+    eval_interval: int = option(300, "evaluate every this many steps")
+    eval_iters: int = option(200, "batches per split averaged in each evaluation")
+    seed: int = option(1337, "seed of the model's initialisation, dropout and the batch order")
+    out_dir: str = option("out", "folder for last.ckpt, best.ckpt and log.jsonl")
+    resume: bool = option(False, "continue from out_dir/last.ckpt (flags given now override its settings)")
+    val_fraction: float = option(0.2, "share of the text (its end) held out for validation")
+    weight_decay: float = option(0.0, "AdamW weight decay of matrices (never of biases or norms)")
+    beta2: float = option(0.999, "AdamW beta2")
+    grad_clip: float = option(0.0, "clip the gradient norm to this (0: off)")
+    warmup_iters: int = option(0, "linear learning-rate warmup steps")
+    lr_decay: bool = option(False, "cosine-decay the learning rate to learning_rate/10 at max_iters")
+    log_interval: int = option(10, "read the loss for the progress bar every this many steps")
+    sample_tokens: int = option(300, "tokens of text generated at the end (0: none)")
 
     def validate(self):
         for name in ("batch_size", "block_size", "eval_interval", "eval_iters", "log_interval"):
@@ -65,28 +58,6 @@ class TrainConfig:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--grad_clip and --weight_decay must be >= 0")
-
-
-# ---------------------------------------------------------------- checkpoints
-def save_checkpoint(path, state):
-    tensorlite.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, path)
-
-
-def load_checkpoint(path, map_location=None, model_type=None):
-    """The checkpoint dict; clear errors for a missing or foreign file, or one of another model type."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint {path!r} does not exist")
-    try:
-        ckpt = tensorlite.load(path, map_location=map_location)
-    except Exception as exc:
-        raise CheckpointError(f"{path!r} is not a tensorlite checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path!r} is not a tensorlite training checkpoint (no '{CHECKPOINT_FORMAT}' "
-                              "marker); pass a last.ckpt or best.ckpt written by train.bigram or train.gpt")
-    if model_type is not None and ckpt.get("model_type") != model_type:
-        raise CheckpointError(f"{path!r} holds a {ckpt.get('model_type')!r} model, not a {model_type!r} one; "
-                              "use the matching program or another --out_dir")
-    return ckpt
 
 
 # ---------------------------------------------------------------- Ctrl-C
@@ -116,14 +87,13 @@ class _Interrupts:
 
 
 # ---------------------------------------------------------------- the loop
-def lr_at(cfg, step):
-    if cfg.lr_decay:
-        return tensorlite.optim.lr_scheduler.warmup_cosine_lr(step, cfg.learning_rate, cfg.warmup_iters,
-                                                              max(cfg.max_iters, cfg.warmup_iters),
-                                                              cfg.learning_rate / 10)
-    if step < cfg.warmup_iters:
-        return cfg.learning_rate * step / cfg.warmup_iters
-    return cfg.learning_rate
+def lr_schedule(cfg):
+    """The learning rate of each step, a function of the step: tensorlite.optim.lr_scheduler's warmup and
+    cosine. A linear warmup over warmup_iters, then with lr_decay a cosine down to learning_rate / 10 at
+    max_iters; without it the cosine's floor is learning_rate itself, so the rate stays there."""
+    floor = cfg.learning_rate / 10 if cfg.lr_decay else cfg.learning_rate
+    return functools.partial(warmup_cosine_lr, base_lr=cfg.learning_rate, warmup_iters=cfg.warmup_iters,
+                             max_iters=max(cfg.max_iters, cfg.warmup_iters), min_lr=floor)
 
 
 def make_optimizer(model, cfg):
@@ -180,12 +150,11 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
     last_path, best_path = os.path.join(out_dir, "last.ckpt"), os.path.join(out_dir, "best.ckpt")
     log_path = os.path.join(out_dir, "log.jsonl")
     tokens_per_step = cfg.batch_size * cfg.block_size
+    lr_at = lr_schedule(cfg)
 
     def checkpoint(path):
-        save_checkpoint(path, {**extra, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "step": state.step, "best_val_loss": state.best_val_loss,
-                               "last_eval_step": state.last_eval_step, "rng": tensorlite.get_rng_state(),
-                               "batch_rng": batches.get_state()})
+        save_checkpoint(path, {**extra, **training_state(model, optimizer, batches, state.step,
+                                                         state.best_val_loss, state.last_eval_step)})
 
     def evaluate():
         losses = estimate_loss(model, batches, cfg.eval_iters)
@@ -193,7 +162,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
             raise TrainingDiverged(f"the loss became {losses} at step {state.step}; the last good checkpoint is "
                                    f"{last_path}. Try a lower --learning_rate or --grad_clip 1.0.")
         record = {"step": state.step, "train_loss": losses["train"], "val_loss": losses["val"],
-                  "lr": lr_at(cfg, state.step), "tokens": state.step * tokens_per_step,
+                  "lr": lr_at(state.step), "tokens": state.step * tokens_per_step,
                   "time": round(time.time() - started, 2), "cpu_time": round(time.process_time() - cpu_started, 2)}
         state.history.append(record)
         state.last_eval_step = state.step
@@ -226,7 +195,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                 if interrupts.requested:
                     raise KeyboardInterrupt
                 in_update = True
-                lr = lr_at(cfg, state.step)
+                lr = lr_at(state.step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss = train_step(model, optimizer, *batches.next(), cfg.grad_clip)
@@ -256,73 +225,3 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
     finally:
         bar.close()
     return state
-
-
-# ---------------------------------------------------------------- a whole run
-def run_training(cfg, model_type, make_model, given=(), on_step=None, out=print):
-    """Everything an entry point does: data, model, optimizer, resume, the loop, a final sample.
-
-    make_model(cfg, vocab_size) -> (model, model_config_dict) builds a fresh model;
-    on --resume the model is rebuilt from the checkpoint's config through the same function.
-    """
-    from train.sample import build_model  # the registry of model types lives beside the sampler
-
-    ckpt = None
-    if cfg.resume:
-        ckpt = load_checkpoint(os.path.join(cfg.out_dir, "last.ckpt"), model_type=model_type)
-        saved = type(cfg)(**{k: v for k, v in ckpt["train_config"].items()
-                             if k in {f.name for f in dataclasses.fields(cfg)}})
-        cfg = dataclasses.replace(saved, resume=True, **{k: getattr(cfg, k) for k in given if k != "resume"})
-    cfg.validate()
-    device = resolve_device(cfg.device)
-    corpus = load_corpus(cfg.data or None, cfg.val_fraction)
-    if ckpt is not None and corpus.tokenizer.to_dict() != ckpt["tokenizer"]:
-        raise CheckpointError(f"{cfg.out_dir}/last.ckpt was trained on data with another vocabulary than "
-                              f"{corpus.source}; resume with the same --data")
-    tensorlite.manual_seed(cfg.seed)
-    if ckpt is None:
-        model, model_config = make_model(cfg, corpus.tokenizer.vocab_size)
-    else:
-        model_config = ckpt["model_config"]
-        model = build_model(model_type, model_config)
-    model.to(device)
-    batches = Batches(corpus, cfg.batch_size, cfg.block_size, device=device, seed=cfg.seed)
-    optimizer = make_optimizer(model, cfg)
-    state = RunState()
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        tensorlite.set_rng_state(ckpt["rng"])
-        batches.set_state(ckpt["batch_rng"])
-        state = RunState(step=int(ckpt["step"]), best_val_loss=float(ckpt["best_val_loss"]),
-                         last_eval_step=int(ckpt["last_eval_step"]))
-        _trim_log(os.path.join(cfg.out_dir, "log.jsonl"), state.last_eval_step)
-
-    preset = getattr(cfg, "preset", None)
-    out(f"device: {device}" + (f"   preset: {preset}" if preset else ""))
-    out(f"model: {model_type}, {model.num_params():,} parameters, config {model_config}")
-    out(f"data: {corpus.source}: {len(corpus.train):,} training and {len(corpus.val):,} validation tokens, "
-        f"vocabulary {corpus.tokenizer.vocab_size}")
-    out(f"checkpoints: {os.path.join(cfg.out_dir, 'last.ckpt')} and best.ckpt, log in log.jsonl"
-        + (f"   (resuming at step {state.step})" if ckpt is not None else ""))
-    extra = {"model_type": model_type, "model_config": model_config, "tokenizer": corpus.tokenizer.to_dict(),
-             "train_config": dataclasses.asdict(cfg)}
-    state = train_loop(model, optimizer, batches, cfg, cfg.out_dir, extra, state, on_step=on_step)
-    out(f"done: {state.step} steps, best val loss {state.best_val_loss:.4f}")
-    if cfg.sample_tokens:
-        from train.sample import generate_stream
-        out("sample:")
-        text = "".join(generate_stream(model, corpus.tokenizer, "\n", max_new_tokens=cfg.sample_tokens,
-                                       unknown="skip"))
-        out(text)
-    return state
-
-
-def _trim_log(path, last_step):
-    """Drop log lines past the checkpoint we resume from (written by a run that died after them)."""
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(lines)

@@ -17,11 +17,13 @@ from itertools import chain, repeat
 
 import numpy as np
 
+from train.errors import UserError
+
 N_CODEPOINTS = 0x110000
 UNKNOWN_CHAR = "\ufffd"  # what an unknown character decodes to: the Unicode replacement character
 
 
-class UnknownCharacterError(ValueError):
+class UnknownCharacterError(UserError, ValueError):
     """Text holds characters that the vocabulary does not have."""
 
     def __init__(self, chars):

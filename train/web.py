@@ -13,6 +13,9 @@ import os
 import sys
 import time
 
+from train.cli import cli_main
+from train.errors import UserError
+
 INSTALL_HINT = 'the web page needs Gradio: install it with  pip install -e ".[web]"'
 
 
@@ -62,11 +65,11 @@ def make_generate(model, tokenizer, stream=None):
     """The function behind the Generate button.
 
     A generator: Gradio sends each value it yields to the page at once, which is what makes the text stream.
-    Each yield is (continuation so far, status line). `stream` is train.sample.generate_stream unless a test
+    Each yield is (continuation so far, status line). `stream` is models.sampling.generate_stream unless a test
     passes a stand-in.
     """
     if stream is None:
-        from train.sample import generate_stream as stream
+        from models.sampling import generate_stream as stream
     from train.tokenizers import UnknownCharacterError
 
     def generate(prompt, max_new_tokens, temperature, top_k, seed, drop_unknown=False):
@@ -135,7 +138,8 @@ def build_app(model, tokenizer, info, checkpoint=None, stream=None):
     return app
 
 
-def main(argv=None):
+def serve(argv=None):
+    """Parse the flags, load the checkpoint, serve the page until Ctrl+C; what the user can fix is a UserError."""
     parser = argparse.ArgumentParser(prog="python -m train.web", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint written by train.bigram or train.gpt")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
@@ -147,28 +151,28 @@ def main(argv=None):
     try:
         import gradio  # noqa: F401
     except ImportError:
-        print(f"error: {INSTALL_HINT}", file=sys.stderr)
-        return 2
+        raise UserError(INSTALL_HINT) from None
     if not os.path.isfile(args.checkpoint):
-        print(f"error: no checkpoint file at {args.checkpoint!r}", file=sys.stderr)
-        return 2
-    from train.sample import load_checkpoint_model
+        raise UserError(f"no checkpoint file at {args.checkpoint!r}")
+    from train.checkpoint import load_checkpoint_model
     try:
         model, tokenizer, info = load_checkpoint_model(args.checkpoint, device=args.device)
     except Exception as err:  # any reason the file can't become a model is the same answer to the user
-        print(f"error: cannot load checkpoint {args.checkpoint!r}: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+        raise UserError(f"cannot load checkpoint {args.checkpoint!r}: {type(err).__name__}: {err}") from None
 
     app = build_app(model, tokenizer, info, checkpoint=args.checkpoint)
     try:
         app.queue().launch(server_name=args.host, server_port=args.port, share=False, show_error=True,
                            inbrowser=False, quiet=True, prevent_thread_lock=True)
     except OSError as err:  # the port is taken, or the host is not an address of this machine
-        print(f"error: cannot listen on {args.host}:{args.port}: {err}", file=sys.stderr)
-        return 2
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {err}") from None
     print(f"serving {args.checkpoint} at http://{args.host}:{args.port}  (Ctrl+C to stop)", flush=True)
     app.block_thread()  # until Ctrl+C
-    return 0
+
+
+def main(argv=None):
+    """The exit status: 0, or 2 with one 'error:' line on stderr (train.cli.cli_main, as every program)."""
+    return cli_main(serve, argv)
 
 
 if __name__ == "__main__":
