@@ -4,6 +4,8 @@ The public surface, written out by hand. Where things are (see docs/autograd.md,
 the engine is autograd.py (Function, the graph walk), tensor.py (+ tensor_*.py mixins) and ops/ (the
 primitive Functions); nn/ and optim/ are built on the public Tensor API only.
 """
+# backend first: it sets OpenBLAS's thread timeout, which OpenBLAS reads once, when NumPy loads it.
+from . import backend as _backend
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_, double, float16, float32, float64, half, int8, int16, int32, int64, long,
                      uint8)
@@ -19,7 +21,6 @@ from .backend import get_rng_state, manual_seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import CheckpointError, load, save
 from . import nn, optim, profiler
-from . import backend as _backend
 
 
 class cuda:

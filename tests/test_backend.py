@@ -162,7 +162,16 @@ def test_idle_blas_threads_sleep_at_once_unless_the_user_says_otherwise(given, e
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
     if given is not None:
         env["OPENBLAS_THREAD_TIMEOUT"] = given
-    code = "import train, sys, os; assert 'numpy' in sys.modules; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    # what the variable is at the moment NumPy is first imported (when OpenBLAS reads it), not afterwards
+    code = ("import os, sys\n"
+            "seen = []\n"
+            "class Watch:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'numpy' and not seen:\n"
+            "            seen.append(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n"
+            "sys.meta_path.insert(0, Watch())\n"
+            "import train\n"
+            "print(seen[0])\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env,
                          cwd=str(__import__("pathlib").Path(__file__).resolve().parents[1]))
     assert out.returncode == 0, out.stderr
