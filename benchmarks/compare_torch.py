@@ -347,7 +347,8 @@ def main(argv=None):
     args = parse_args(argv)
     if torch is None:
         print(f"PyTorch is not importable ({TORCH_IMPORT_ERROR}); nothing to compare against. "
-              "Install it (pip install torch) to run this benchmark.")
+              "Install it (pip install torch) to run this benchmark."
+              + (" No plot was drawn." if args.plot else ""))
         return 0
     results = common.run_benchmark("compare_torch", args, compare, machine=torch_machine(args))
     return 1 if any(not c["ok"] for c in results["checks"]) else 0

@@ -135,7 +135,9 @@ def matmul_figure(payload):
 def _title(fig, title, machine, notes=()):
     """The title, the machine on a second line, and what was not measured on a third."""
     date = str(machine.get("date", ""))[:10]
-    lines = [f"{title}, measured {date}" if date else title, machine_line(machine)] + (["not measured: " + "; ".join(notes)] if notes else [])
+    lines = [f"{title}, measured {date}" if date else title, machine_line(machine)]
+    if notes:
+        lines.append("not measured: " + "; ".join(notes))
     width = int(fig.get_figwidth() * 11.5)  # characters that fit at this font size
     out = []
     for line in lines:  # break at " | " where a line is too long, else between words

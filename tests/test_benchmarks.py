@@ -204,6 +204,8 @@ def test_compare_torch_without_torch_exits_cleanly(monkeypatch, capsys):
     monkeypatch.setattr(compare_torch, "torch", None)
     assert compare_torch.main(["--quick"]) == 0
     assert "PyTorch is not importable" in capsys.readouterr().out
+    assert compare_torch.main(["--quick", "--plot", "never.png"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("No plot was drawn.") and not os.path.exists("never.png")
 
 
 def test_relative_error():
@@ -315,13 +317,15 @@ def _compare_torch_payload():
 
 def test_matmul_series_one_line_per_library_device_and_dtype():
     def entry(n, dtype, cpu, gpu, torch=None):
-        return dict(shape=[n, n], dtype=dtype, flops=2 * n ** 3, cpu=cpu, gpu=gpu, **({"torch": torch} if torch else {}))
+        extra = {"torch": torch} if torch else {}
+        return dict(shape=[n, n], dtype=dtype, flops=2 * n ** 3, cpu=cpu, gpu=gpu, **extra)
     t = _stats(1e-3, 1e-3, 1e-3)
     results = {"matmul": [entry(64, "float32", t, {"skipped": "no GPU"}, {"cpu": t, "gpu": {"skipped": "no GPU"}}),
                           entry(32, "float32", t, {"skipped": "no GPU"}, {"cpu": t, "gpu": {"skipped": "no GPU"}}),
                           entry(32, "float16", {"skipped": matmul.CPU_HALF_REASON}, t)]}
     series, skipped = plot.matmul_series(results)
-    assert series[(False, "NumPy", "CPU", "float32")] == [(32, 2 * 32 ** 3 / 1e-3 / 1e9), (64, 2 * 64 ** 3 / 1e-3 / 1e9)]
+    rate = lambda n: 2 * n ** 3 / 1e-3 / 1e9  # noqa: E731  GFLOP/s of an (n, n) product in 1 ms
+    assert series[(False, "NumPy", "CPU", "float32")] == [(32, rate(32)), (64, rate(64))]
     assert set(series) == {(False, "NumPy", "CPU", "float32"), (False, "PyTorch", "CPU", "float32"),
                            (False, "CuPy", "GPU", "float16")}
     assert skipped == {("PyTorch", "GPU"): "no GPU"}  # CuPy ran (float16): not skipped; float16 on a CPU is no skip
