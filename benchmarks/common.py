@@ -32,6 +32,8 @@ import numpy as np
 from tensorlite import backend
 from tensorlite.serialization import atomic_write
 
+from . import plot
+
 
 # ---------------------------------------------------------------- the machine
 def cpu_model():
@@ -159,12 +161,14 @@ def summarize(samples):
             "n": len(s)}
 
 
-def measure(fn, repeats=5, device="cpu", warmup=2, min_sample_s=1e-3, max_number=10_000):
+def measure(fn, repeats=5, device="cpu", warmup=2, min_sample_s=1e-3, max_number=10_000, sync=None):
     """Per-call seconds of ``fn()``: ``repeats`` samples after ``warmup`` calls.
 
     Each sample runs ``fn`` ``number`` times, with ``number`` chosen so a
     sample lasts at least ``min_sample_s``; on a GPU the sample is timed with
-    CUDA events (device time), on the CPU with the host clock.
+    CUDA events (device time), on the CPU with the host clock. ``sync``: for
+    work that another library queues on a GPU (PyTorch), a function that waits
+    for it (``torch.cuda.synchronize``), called at the end of each host-clock sample.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
@@ -173,6 +177,8 @@ def measure(fn, repeats=5, device="cpu", warmup=2, min_sample_s=1e-3, max_number
     for _ in range(warmup):
         fn()
     backend.synchronize(device if gpu else None)
+    if sync is not None:
+        sync()
 
     def sample(number):
         if gpu:
@@ -186,6 +192,8 @@ def measure(fn, repeats=5, device="cpu", warmup=2, min_sample_s=1e-3, max_number
         t0 = time.perf_counter()
         for _ in range(number):
             fn()
+        if sync is not None:
+            sync()
         return time.perf_counter() - t0
 
     number, elapsed = 1, sample(1)
@@ -235,13 +243,23 @@ def format_table(headers, rows, title=None):
 
 
 # ---------------------------------------------------------------- command line and JSON
-def base_parser(description):
+def base_parser(description, plot=False):
+    """The flags every benchmark has; plot=True adds --plot (for those benchmarks/plot.py can draw)."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--repeats", type=int, default=None, help="timed samples per measurement")
     p.add_argument("--quick", action="store_true", help="small sizes and few repeats (a smoke test)")
     p.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON to PATH")
+    if plot:
+        p.add_argument("--plot", metavar="PATH", default=None,
+                       help="also draw the results to PATH (.png, .svg, .pdf; needs matplotlib)")
     return p
+
+
+def payload_of(benchmark, args, results, machine):
+    """What --json writes and --plot draws, as plain JSON values (a round trip through JSON text)."""
+    payload = {"benchmark": benchmark, "args": vars(args), "machine": machine, "results": results}
+    return json.loads(json.dumps(payload, default=_jsonable))
 
 
 def write_json(path, benchmark, args, results, machine):
@@ -258,13 +276,26 @@ def write_json(path, benchmark, args, results, machine):
 def run_benchmark(name, args, run, machine=None):
     """The frame every benchmark's main() shares: the machine described on top, then `run(args, machine)`
     (which prints its own header and tables and returns JSON-able results), then the results written to
-    --json. Returns the results."""
+    --json and drawn to --plot. Returns the results. A --plot that cannot be drawn (no matplotlib, a suffix
+    that names no format) stops the program with one line before anything is measured."""
+    plot_path = getattr(args, "plot", None)
+    if plot_path:
+        try:
+            plot.check_path(plot_path)
+        except ValueError as exc:
+            sys.exit(f"--plot: {exc}")
+        missing = plot.matplotlib_missing()
+        if missing:
+            sys.exit(missing)
     machine = machine or machine_info()
     print(describe_machine(machine))
     results = run(args, machine)
     if args.json:
         write_json(args.json, name, args, results, machine)
         print(f"wrote {args.json}")
+    if plot_path:
+        plot.draw(payload_of(name, args, results, machine), plot_path)
+        print(f"wrote {plot_path}")
     return results
 
 

@@ -3,6 +3,7 @@
     python -m benchmarks.compare_torch                        # cpu preset on cpu (+ cuda if present)
     python -m benchmarks.compare_torch --presets cpu course --steps 20 --json out.json
     python -m benchmarks.compare_torch --no_check --breakdown  # where each library's step goes
+    python -m benchmarks.compare_torch --presets cpu course --plot steps.png   # bars per library and preset
     CUPY_TF32=1 python -m benchmarks.compare_torch --device cuda --tf32
 
 1. Correctness. The GPT of models/gpt.py is written again in PyTorch (torch_gpt.py), with
@@ -188,7 +189,7 @@ def breakdown(size, device, args, steps=5):
 
 # ---------------------------------------------------------------- command line
 def parse_args(argv):
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.base_parser(__doc__.splitlines()[0], plot=True)
     add_size_args(p)
     p.set_defaults(preset=None)
     p.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
@@ -346,7 +347,8 @@ def main(argv=None):
     args = parse_args(argv)
     if torch is None:
         print(f"PyTorch is not importable ({TORCH_IMPORT_ERROR}); nothing to compare against. "
-              "Install it (pip install torch) to run this benchmark.")
+              "Install it (pip install torch) to run this benchmark."
+              + (" No plot was drawn." if args.plot else ""))
         return 0
     results = common.run_benchmark("compare_torch", args, compare, machine=torch_machine(args))
     return 1 if any(not c["ok"] for c in results["checks"]) else 0

@@ -3,6 +3,7 @@
     python -m benchmarks.matmul                      # full sweep
     python -m benchmarks.matmul --quick              # small sizes, few repeats
     python -m benchmarks.matmul --sizes 256 1024 --repeats 9 --json out.json
+    python -m benchmarks.matmul --quick --plot matmul.png   # GFLOP/s against size, a line per library
 
 Three tables:
 * square products (n, n) @ (n, n) and batched ones (8, n, n) @ (8, n, n) over
@@ -17,6 +18,10 @@ the throughput: GFLOP/s for products (2 m n k flops), GB/s of memory traffic
 for elementwise kernels (bytes read + written). GPU times are device times
 measured with CUDA events after a warm-up; the last column is the GPU's
 speed-up over the CPU. Without CuPy or a GPU the GPU columns say why.
+
+Where PyTorch is installed (and unless --no_torch), the square and batched products are timed in
+torch.matmul too, on the CPU with as many threads as NumPy's BLAS and on the GPU, so that --plot draws
+every library on one picture (benchmarks/plot.py).
 """
 import sys
 
@@ -25,6 +30,7 @@ import numpy as np
 from tensorlite import backend
 
 from . import common
+from .torch_gpt import TORCH_IMPORT_ERROR, torch
 from .train_step import PRESETS
 
 DEFAULT_SIZES = [64, 128, 256, 512, 1024, 2048]
@@ -99,6 +105,24 @@ def _measure_pair(make_fn, shapes, dtype, repeats, gpu_ok, gpu_reason, cpu_skip=
     return out
 
 
+def _measure_torch(shapes, dtype, repeats, gpu_ok, gpu_reason):
+    """torch.matmul of the same operands on the CPU and the GPU (times as _measure_pair's)."""
+    out = {}
+    a, b = (torch.from_numpy(x) for x in _arrays(shapes, dtype, "cpu"))
+    if dtype == "float16":
+        out["cpu"] = {"skipped": "float16 products on a CPU are not what anyone trains with"}
+    else:
+        out["cpu"] = _time(lambda: torch.matmul(a, b), "cpu", repeats)
+    if not gpu_ok or not torch.cuda.is_available():
+        out["gpu"] = {"skipped": gpu_reason if not gpu_ok else f"this PyTorch build ({torch.__version__}) has no CUDA"}
+    else:
+        a, b = a.to("cuda:0"), b.to("cuda:0")
+        samples, number = common.measure(lambda: torch.matmul(a, b), repeats=repeats, device="cpu",
+                                         sync=torch.cuda.synchronize)
+        out["gpu"] = dict(common.summarize(samples), number=number)
+    return out
+
+
 def _row(label, shape_text, dtype, res, work, unit):
     cpu_t, cpu_thr = _cell(res["cpu"], work, unit)
     gpu_t, gpu_thr = _cell(res["gpu"], work, unit)
@@ -122,11 +146,14 @@ def run(args):
     gpu_ok, gpu_reason = common.gpu_status()
     if args.no_gpu:
         gpu_ok, gpu_reason = False, "--no_gpu given"
+    use_torch = torch is not None and not args.no_torch
+    if use_torch:
+        torch.set_num_threads(common.blas_threads() or common.cpu_count())
     results = {"matmul": [], "model_shapes": [], "elementwise": []}
     tables = []
     matmul = lambda xp, a, b: (lambda: xp.matmul(a, b))  # noqa: E731
 
-    rows = []
+    rows, torch_rows = [], []
     for n in args.sizes:
         for batched in (False, True):
             if batched and n > args.max_batched_n:
@@ -138,10 +165,19 @@ def run(args):
                 res = _measure_pair(matmul, [shape, shape], dtype, args.repeats, gpu_ok, gpu_reason,
                                     cpu_skip=CPU_HALF_REASON if dtype == "float16" else None)
                 flops = matmul_flops(shape, shape)
+                label = "batched matmul" if batched else "matmul"
+                if use_torch:
+                    res["torch"] = _measure_torch([shape, shape], dtype, args.repeats, gpu_ok, gpu_reason)
+                    torch_rows.append(_row(label, "x".join(map(str, shape)), dtype, res["torch"], flops,
+                                           "GFLOP/s")[:-1])
                 results["matmul"].append(dict(res, shape=list(shape), dtype=dtype, flops=flops))
-                rows.append(_row("batched matmul" if batched else "matmul", "x".join(map(str, shape)),
-                                 dtype, res, flops, "GFLOP/s"))
+                rows.append(_row(label, "x".join(map(str, shape)), dtype, res, flops, "GFLOP/s"))
     tables.append(common.format_table(HEADERS, rows, title="Matrix products (A @ B, both of the shape shown)"))
+    if use_torch:
+        tables.append(common.format_table(HEADERS[:-1], torch_rows, title="The same products in torch.matmul"))
+    else:
+        results["torch_skipped"] = "--no_torch given" if torch is not None else f"not installed ({TORCH_IMPORT_ERROR})"
+        tables.append(f"PyTorch: not timed: {results['torch_skipped']}")
 
     if not args.quick:
         rows = []
@@ -168,7 +204,7 @@ def run(args):
 
 
 def parse_args(argv):
-    p = common.base_parser(__doc__.splitlines()[0])
+    p = common.base_parser(__doc__.splitlines()[0], plot=True)
     p.add_argument("--sizes", type=int, nargs="+", default=None, help=f"n of the (n, n) operands "
                    f"(default {DEFAULT_SIZES}; --quick: {QUICK_SIZES})")
     p.add_argument("--dtypes", nargs="+", default=["float32", "float64", "float16"],
@@ -177,6 +213,7 @@ def parse_args(argv):
                    help="dtype of the elementwise table")
     p.add_argument("--max_batched_n", type=int, default=MAX_BATCHED_N, help="largest n of the batched products")
     p.add_argument("--no_gpu", action="store_true", help="measure the CPU only")
+    p.add_argument("--no_torch", action="store_true", help="do not time torch.matmul even where PyTorch is installed")
     args = p.parse_args(argv)
     if args.sizes is None:
         args.sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES

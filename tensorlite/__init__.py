@@ -21,6 +21,7 @@ from .backend import get_rng_state, manual_seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import CheckpointError, load, save
 from . import nn, optim, profiler
+from . import viz
 
 
 class cuda:

@@ -2,11 +2,12 @@
 import json
 import os
 import statistics
+import sys
 
 import numpy as np
 import pytest
 
-from benchmarks import common, compare_torch, matmul, train_step
+from benchmarks import common, compare_torch, matmul, plot, train_step
 from tensorlite import autograd, backend
 
 TINY_SIZE = ["--batch_size", "2", "--block_size", "8", "--n_embd", "16", "--n_layer", "1", "--n_head", "2",
@@ -203,6 +204,8 @@ def test_compare_torch_without_torch_exits_cleanly(monkeypatch, capsys):
     monkeypatch.setattr(compare_torch, "torch", None)
     assert compare_torch.main(["--quick"]) == 0
     assert "PyTorch is not importable" in capsys.readouterr().out
+    assert compare_torch.main(["--quick", "--plot", "never.png"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("No plot was drawn.") and not os.path.exists("never.png")
 
 
 def test_relative_error():
@@ -285,3 +288,113 @@ def test_compare_torch_breakdown_tiny(tmp_path, capsys):
     assert rows["matrix products (Linear)"][0] > 0 and rows["matrix products (Linear)"][1] > 0
     parts = [v for k, v in rows.items() if k != "whole step (profiled)"]
     assert sum(p[0] for p in parts) == pytest.approx(tl_step) and sum(p[1] for p in parts) == pytest.approx(torch_step)
+
+
+# ---------------------------------------------------------------- plots (benchmarks/plot.py)
+needs_matplotlib = pytest.mark.skipif(plot.matplotlib_missing() is not None, reason="matplotlib is not installed")
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _stats(median, q1, q3):
+    return {"median_s": median, "q1_s": q1, "q3_s": q3, "min_s": q1, "max_s": q3, "n": 5}
+
+
+def _compare_torch_payload():
+    """What compare_torch --json writes (see compare() and time_alternating()), with made-up times."""
+    def timing(preset, params, tl_s, torch_s):
+        return {"device": "cpu", "preset": preset, "size": dict(train_step.PRESETS[preset]), "dtype": "float32",
+                "tokens_per_step": 2048, "parameters": params,
+                "samples_s": {"tensorlite": [tl_s] * 3, "torch": [torch_s] * 3},
+                "stats": {"tensorlite": _stats(tl_s, 0.97 * tl_s, 1.05 * tl_s),
+                          "torch": _stats(torch_s, 0.96 * torch_s, 1.04 * torch_s)},
+                "ratio": tl_s / torch_s, "pair_ratio": _stats(1.1, 1.0, 1.2)}
+    machine = dict(common.machine_info(), torch="2.13.0+cpu", torch_threads=2)
+    timings = [timing("cpu", 818_241, 0.100, 0.090), timing("course", 14_271_041, 5.5, 5.64),
+               {"device": "cuda", "skipped": "CuPy is not installed"}]
+    return {"benchmark": "compare_torch", "args": {"dtype": "float32", "steps": 3}, "machine": machine,
+            "results": {"checks": [], "timings": timings}}
+
+
+def test_matmul_series_one_line_per_library_device_and_dtype():
+    def entry(n, dtype, cpu, gpu, torch=None):
+        extra = {"torch": torch} if torch else {}
+        return dict(shape=[n, n], dtype=dtype, flops=2 * n ** 3, cpu=cpu, gpu=gpu, **extra)
+    t = _stats(1e-3, 1e-3, 1e-3)
+    results = {"matmul": [entry(64, "float32", t, {"skipped": "no GPU"}, {"cpu": t, "gpu": {"skipped": "no GPU"}}),
+                          entry(32, "float32", t, {"skipped": "no GPU"}, {"cpu": t, "gpu": {"skipped": "no GPU"}}),
+                          entry(32, "float16", {"skipped": matmul.CPU_HALF_REASON}, t)]}
+    series, skipped = plot.matmul_series(results)
+    rate = lambda n: 2 * n ** 3 / 1e-3 / 1e9  # noqa: E731  GFLOP/s of an (n, n) product in 1 ms
+    assert series[(False, "NumPy", "CPU", "float32")] == [(32, rate(32)), (64, rate(64))]
+    assert set(series) == {(False, "NumPy", "CPU", "float32"), (False, "PyTorch", "CPU", "float32"),
+                           (False, "CuPy", "GPU", "float16")}
+    assert skipped == {("PyTorch", "GPU"): "no GPU"}  # CuPy ran (float16): not skipped; float16 on a CPU is no skip
+
+
+@needs_matplotlib
+def test_matmul_plot_from_its_json_and_from_plot_flag(tmp_path, capsys):
+    path, png = tmp_path / "mm.json", tmp_path / "mm.png"
+    assert matmul.main(["--quick", "--sizes", "8", "16", "--repeats", "1", "--json", str(path), "--plot",
+                        str(png)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote {png}"
+    assert png.read_bytes().startswith(PNG) and png.stat().st_size > 10_000
+    payload = _load(path)
+    series, _ = plot.matmul_series(payload["results"])
+    assert {(b, lib, dev) for b, lib, dev, _ in series} >= {(False, "NumPy", "CPU"), (True, "NumPy", "CPU")}
+    again = tmp_path / "again.svg"
+    assert plot.main([str(path), "--out", str(again)]) == 0  # drawn again, later, from the JSON
+    assert "GFLOP/s" in again.read_text() and "NumPy, CPU, float32" in again.read_text()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+@needs_matplotlib
+def test_compare_torch_plot_from_a_json_dict(tmp_path):
+    payload = _compare_torch_payload()
+    png = tmp_path / "ct.png"
+    assert plot.draw(payload, png) == png and png.read_bytes().startswith(PNG)
+    svg = tmp_path / "ct.svg"
+    plot.draw(payload, svg)
+    text = svg.read_text()
+    for words in ("tensorlite / PyTorch = 1.11", "tensorlite / PyTorch = 0.98", "5.5 s", "100 ms",
+                  "cuda: CuPy is not installed", "training step"):
+        assert words in text, words
+    path = tmp_path / "ct.json"
+    path.write_text(json.dumps(payload))
+    assert plot.main([str(path)]) == 0 and (tmp_path / "ct.png").exists()  # default: beside the JSON
+    with pytest.raises(ValueError, match="no timed step.*CuPy is not installed"):
+        plot.draw(dict(payload, results={"checks": [], "timings": payload["results"]["timings"][2:]}), png)
+
+
+def test_plot_refuses_what_it_cannot_draw(tmp_path, capsys):
+    with pytest.raises(ValueError, match="plots exist for compare_torch, matmul"):
+        plot.draw({"benchmark": "train_step", "results": {}, "machine": {}}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"\.pdf, \.png, \.svg"):
+        plot.check_path("out.jpeg")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit):
+        plot.main([str(bad)])
+    assert f"{bad}: Expecting property name" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        matmul.main(["--quick", "--plot", str(tmp_path / "m.jpeg")])
+    assert "--plot: cannot tell the picture's format" in str(exc.value.code)
+
+
+def test_plot_without_matplotlib_says_how_to_install_before_measuring(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    assert plot.matplotlib_missing() == plot.NO_MATPLOTLIB
+    with pytest.raises(SystemExit) as exc:
+        matmul.main(["--quick", "--sizes", "8", "--plot", str(tmp_path / "m.png")])
+    assert exc.value.code == plot.NO_MATPLOTLIB and "pip install matplotlib" in exc.value.code
+    assert capsys.readouterr().out == ""  # nothing was measured first
+    path = tmp_path / "ct.json"
+    path.write_text(json.dumps(_compare_torch_payload()))
+    with pytest.raises(SystemExit) as exc:
+        plot.main([str(path)])
+    assert exc.value.code == plot.NO_MATPLOTLIB and not (tmp_path / "ct.png").exists()
+
+
+def test_measure_calls_sync_at_the_end_of_each_sample():
+    events = []
+    common.measure(lambda: events.append("f"), repeats=2, warmup=1, min_sample_s=0, sync=lambda: events.append("s"))
+    assert events == ["f", "s", "f", "s", "f", "s", "f", "s"]  # warm-up, calibration, two samples
