@@ -9,10 +9,12 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["tensorlite", "tensorlite.*", "models", "models.*", "train", "train.*",
                                     "benchmarks", "benchmarks.*"]),
+    package_data={"train": ["books/*.txt.xz"]},   # the default book: a first run needs no network
     install_requires=["numpy>=1.22", "tqdm>=4.60"],
     extras_require={
         "cuda": ["cupy>=12"],
-        "dev": ["pytest>=7", "hypothesis>=6"],
+        "dev": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5"],   # matplotlib: the loss-curve tests
         "web": ["gradio>=4"],   # python -m train.web (the page to prompt a model)
+        "plot": ["matplotlib>=3.5"],   # out_dir/loss.png at every evaluation, python -m train.plot
     },
 )

@@ -19,7 +19,6 @@ import argparse
 import io
 import json
 import lzma
-import os
 import re
 import shutil
 import string
@@ -36,17 +35,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from train.corpus import load_prepared  # noqa: E402
-from train.data import DEFAULT_NAME, cache_dir  # noqa: E402
+from train.data import default_corpus_text  # noqa: E402
 from train.tokenizers import BPETokenizer  # noqa: E402
 
 POOL_CHARS = 48 << 20  # the text documents are cut from: large enough that documents rarely repeat
 
 
 def word_list(rng, words_file):
-    """Words ranked by frequency: from `words_file` if it exists, else made up."""
+    """Words ranked by frequency: from `words_file` if it exists, from the packaged book if words_file is
+    empty, else made up."""
+    text = default_corpus_text() if not words_file else None
     if words_file and Path(words_file).is_file():
-        words, counts = np.unique(re.findall(r"\w+|[^\w\s]", Path(words_file).read_text(encoding="utf-8")),
-                                  return_counts=True)
+        text = Path(words_file).read_text(encoding="utf-8")
+    if text is not None:
+        words, counts = np.unique(re.findall(r"\w+|[^\w\s]", text), return_counts=True)
         return list(words[np.argsort(-counts, kind="stable")])
     letters = np.array(list(string.ascii_lowercase))
     return ["".join(rng.choice(letters, size=rng.integers(1, 10))) for _ in range(20000)]
@@ -141,9 +143,9 @@ def main(argv=None):
     ap.add_argument("--bpe_prepare_mb", type=int, default=64)
     ap.add_argument("--workdir", default=None, help="where the corpus and outputs go (default: a new temporary "
                                                     "directory)")
-    ap.add_argument("--words", default=os.path.join(cache_dir(), DEFAULT_NAME),
+    ap.add_argument("--words", default="",
                     help="a text file whose words (ranked by frequency) make up the corpus; made-up words if it "
-                         "does not exist (default: the default training corpus in the download cache)")
+                         "does not exist (default: the default training corpus, the book in the package)")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
     ap.add_argument("--skip_char", action="store_true")
     args = ap.parse_args(argv)

@@ -1,8 +1,10 @@
-"""train/data.py: the download (against a local server), reading text, the split, and batches."""
-import http.server
+"""train/data.py: the packaged book (with no network), reading text, the split, and batches."""
+import ast
+import fnmatch
+import lzma
 import os
+import socket
 import sys
-import threading
 import types
 
 import numpy as np
@@ -12,83 +14,69 @@ import tensorlite
 from train import data as D
 from train.tokenizers import CharTokenizer
 
-BOOK = "It was a dark and stormy night.\nHolmes smiled.\n"
-GUTENBERG = ("\ufeffThe Project Gutenberg eBook of Something\r\nlicence text\r\n"
-             "*** START OF THE PROJECT GUTENBERG EBOOK SOMETHING ***\r\n"
-             + BOOK.replace("\n", "\r\n") +
-             "*** END OF THE PROJECT GUTENBERG EBOOK SOMETHING ***\r\nmore licence\r\n")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def server():
-    """A local HTTP server on 127.0.0.1 serving one book at /book.txt; yields (url, hit counter)."""
-    hits = []
+def no_network(monkeypatch):
+    """Every attempt to resolve a name or open a connection fails, as on a machine without a network."""
+    attempts = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            if self.path != "/book.txt":
-                self.send_error(404)
-                return
-            body = GUTENBERG.encode("utf-8")
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", hits
-    httpd.shutdown()
-    httpd.server_close()
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access is disabled in this test")
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
 
 
-def test_strip_gutenberg_keeps_only_the_book():
-    assert D.strip_gutenberg(GUTENBERG) == BOOK
-    assert D.strip_gutenberg("no markers here\n") == "no markers here\n"
+def test_the_packaged_book_is_the_book_only():
+    text = D.default_corpus_text()
+    assert text.startswith("The Adventures of Sherlock Holmes\n\nby Arthur Conan Doyle\n")
+    assert text.rstrip().endswith("she has met with considerable success.")
+    assert "A Scandal in Bohemia" in text and "The Adventure of the Copper Beeches" in text
+    assert "Project Gutenberg" not in text and "*** START" not in text  # no licence header or footer
+    assert "\r" not in text and "\ufeff" not in text and text.endswith("\n") and len(text) > 500_000
 
 
-def test_download_once_strip_and_reuse(server, tmp_path):
-    url, hits = server
-    path = D.default_corpus(url + "/book.txt", folder=str(tmp_path))
-    assert open(path, encoding="utf-8").read() == BOOK
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]  # the atomic write left no temp file
-    assert D.default_corpus(url + "/book.txt", folder=str(tmp_path)) == path
-    assert hits == ["/book.txt"]  # the second call used the cached copy
+def test_the_default_corpus_loads_with_no_network(no_network):
+    corpus = D.load_corpus(None, 0.2)
+    assert corpus.tokenizer.decode(np.concatenate([corpus.train, corpus.val])) == D.default_corpus_text()
+    assert len(corpus.train) == int(0.8 * (len(corpus.train) + len(corpus.val)))
+    assert corpus.source == D.DEFAULT_TITLE and "Sherlock Holmes" in corpus.source
+    assert no_network == []  # nothing even tried to connect
+    with pytest.raises(OSError, match="disabled"):  # and the guard itself works
+        socket.create_connection(("example.org", 80))
 
 
-def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("TENSORLITE_DATA", str(tmp_path))
-    assert D.cache_dir() == str(tmp_path)
-    monkeypatch.delenv("TENSORLITE_DATA")
-    assert D.cache_dir().endswith(os.path.join(".cache", "tensorlite"))
+def test_setup_py_ships_the_book_in_the_wheel():
+    tree = ast.parse(open(os.path.join(ROOT, "setup.py"), encoding="utf-8").read())
+    setup = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    package_data = ast.literal_eval(next(k.value for k in setup.keywords if k.arg == "package_data"))
+    relative = os.path.relpath(D.BOOK_PATH, os.path.join(ROOT, "train")).replace(os.sep, "/")
+    assert any(fnmatch.fnmatch(relative, pattern) for pattern in package_data["train"]), (relative, package_data)
+    assert "train/data" not in relative  # a folder train/data/ would clash with the module train/data.py
 
 
-@pytest.mark.parametrize("path", ["/missing.txt", None])
-def test_offline_without_a_cached_copy_gives_one_clear_message(server, tmp_path, path):
-    url, _ = server
-    if path is None:  # nothing listens on a port we just closed
-        import socket
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        url, path = f"http://127.0.0.1:{s.getsockname()[1]}", "/book.txt"
-        s.close()
+@pytest.mark.parametrize("damage", ["missing", "truncated", "not xz"])
+def test_a_damaged_installation_says_so_and_names_data(tmp_path, monkeypatch, damage):
+    path = tmp_path / "book.txt.xz"
+    if damage == "truncated":
+        path.write_bytes(open(D.BOOK_PATH, "rb").read()[:1000])
+    elif damage == "not xz":
+        path.write_bytes(b"plain text, not compressed")
+    monkeypatch.setattr(D, "BOOK_PATH", str(path))
     with pytest.raises(D.DataError) as err:
-        D.default_corpus(url + path, folder=str(tmp_path), timeout=5)
+        D.load_corpus(None)
     msg = str(err.value)
-    assert "--data" in msg and url + path in msg and str(tmp_path) in msg
-    assert not os.listdir(tmp_path)
+    assert str(path) in msg and "--data" in msg and "reinstall" in msg
 
 
-def test_load_corpus_downloads_when_no_data_is_given(server, monkeypatch, tmp_path):
-    url, _ = server
-    monkeypatch.setenv("TENSORLITE_DATA", str(tmp_path))
-    corpus = D.load_corpus(None, 0.2, url=url + "/book.txt")
-    assert corpus.tokenizer.decode(np.concatenate([corpus.train, corpus.val])) == BOOK
+def test_the_packaged_book_is_xz_compressed_utf8():
+    with open(D.BOOK_PATH, "rb") as f:
+        assert f.read(6) == b"\xfd7zXZ\x00"  # the xz magic number
+    assert lzma.open(D.BOOK_PATH).read().decode("utf-8") == D.default_corpus_text()
 
 
 def write(tmp_path, content, name="data.txt"):

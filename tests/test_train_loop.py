@@ -1,8 +1,12 @@
 """train/loop.py and the entry points: CLI from dataclasses, checkpoints, exact resume, interrupts, errors."""
 import dataclasses
+import importlib.util
+import io
 import json
 import math
 import os
+import shlex
+import socket
 import subprocess
 import sys
 
@@ -35,7 +39,7 @@ def gpt_argv(data, out_dir, *extra):
     return ["--data", data, "--out_dir", str(out_dir), "--device", "cpu", "--preset", "cpu", "--batch_size", "4",
             "--block_size", "8", "--n_embd", "8", "--n_layer", "1", "--n_head", "2", "--max_iters", "10",
             "--eval_interval", "4", "--eval_iters", "2", "--warmup_iters", "2", "--dropout", "0.1",
-            "--sample_tokens", "0", *extra]
+            "--sample_tokens", "0", "--no-plot", *extra]  # loss.png: tests/test_plot.py
 
 
 def recorder(losses, stop_at=None, exc=KeyboardInterrupt):
@@ -134,6 +138,48 @@ def test_bigram_cli_trains_and_writes_checkpoints_and_log(text_file, tmp_path, c
     assert records[-1]["val_loss"] < records[0]["val_loss"] - 0.5
     ckpt = load_checkpoint(str(out / "best.ckpt"), model_type="bigram")
     assert ckpt["step"] == 60 and math.isclose(ckpt["best_val_loss"], state.best_val_loss)
+    if importlib.util.find_spec("matplotlib") is not None:  # the plot extra: loss.png beside the log
+        with open(out / "loss.png", "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+        assert "loss.png" in printed
+
+
+def test_the_default_book_trains_with_no_network_and_the_end_says_what_next(tmp_path, capsys, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access is disabled in this test")
+    for owner, name in ((socket, "getaddrinfo"), (socket, "create_connection"), (socket.socket, "connect")):
+        monkeypatch.setattr(owner, name, refuse)
+    out = tmp_path / "first run"  # a space: the printed commands must quote it
+    argv = gpt_argv("", out, "--max_iters", "6", "--eval_interval", "3")[2:]  # no --data: the packaged book
+    state = train_gpt.main(argv)
+    printed = capsys.readouterr().out
+    assert "Sherlock Holmes" in printed.splitlines()[2] and state.step == 6
+    best = min(log(out), key=lambda r: r["val_loss"])
+    end = printed[printed.index("done:"):]
+    assert f"best val loss {best['val_loss']:.4f} at step {best['step']}" in end and "tokens/s" in end
+    for name in ("last.ckpt", "best.ckpt", "log.jsonl"):
+        assert f"  {name} " in end and (out / name).exists()
+    best_ckpt = shlex.quote(str(out / "best.ckpt"))
+    commands = [line.strip() for line in end.splitlines() if line.strip().startswith("python -m train.")]
+    assert [c.split()[2] for c in commands] == ["train.sample", "train.chat", "train.web", "train.plot"]
+    assert all(best_ckpt in c for c in commands[:3]) and shlex.quote(str(out)) in commands[3]
+    assert '--prompt "Holmes"' in commands[0] and 'pip install -e ".[web]"' in commands[2]
+    sample = shlex.split(commands[0])[3:]  # the printed sample command works as printed
+    assert cli_main(train_sample.main, sample + ["--max_new_tokens", "20", "--device", "cpu"]) == 0
+    assert capsys.readouterr().out.startswith("Holmes")
+
+
+def test_the_progress_bar_shows_loss_speed_and_time_left():
+    from tqdm import tqdm
+    from train.loop import BAR_FORMAT
+    stream = io.StringIO()
+    bar = tqdm(total=100, desc="training", bar_format=BAR_FORMAT, file=stream, mininterval=0, ncols=100)
+    bar.update(10)
+    bar.set_postfix({"loss": "2.5000", "tokens/s": "12,345", "lr": "1.00e-03"})
+    bar.close()
+    line = stream.getvalue().replace("\r", "\n").strip().splitlines()[-1]
+    assert "10/100" in line and " left" in line and "00:00," in line  # time so far, then the time left
+    assert "loss=2.5000" in line and "tokens/s=12,345" in line and "lr=" in line
 
 
 def test_resume_after_an_interrupt_equals_an_uninterrupted_run(text_file, tmp_path):

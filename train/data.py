@@ -1,75 +1,39 @@
-"""Text in, batches out: the corpus, its download, the train/val split and random training windows.
+"""Text in, batches out: the default book, reading text, the train/val split and random training windows.
 
 A corpus is one 1-D array of token ids (in memory, or an np.memmap for a prepared
 OpenWebText directory). A batch is `batch_size` random windows of `block_size + 1`
 consecutive tokens: the first `block_size` are the input x, the last `block_size`
 the targets y (each target is the token that follows its input position).
+
+The default book ships inside the package, so the first run needs no network: BOOK_PATH is
+"The Adventures of Sherlock Holmes" (Project Gutenberg ebook 1661, public domain), the text
+between Gutenberg's START and END markers with LF line ends, xz-compressed.
 """
-import http.client
+import lzma
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import tensorlite
-from tensorlite.serialization import atomic_write
 from train.errors import DataError
 from train.tokenizers import CharTokenizer
 
-DEFAULT_URL = "https://www.gutenberg.org/cache/epub/1661/pg1661.txt"
-DEFAULT_NAME = "sherlock_holmes.txt"
+BOOK_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "books", "sherlock_holmes.txt.xz")
 DEFAULT_TITLE = '"The Adventures of Sherlock Holmes" (Project Gutenberg ebook 1661)'
 
 
 # ---------------------------------------------------------------- the default corpus
-def cache_dir():
-    """Where downloads live: $TENSORLITE_DATA, else ~/.cache/tensorlite."""
-    return os.environ.get("TENSORLITE_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "tensorlite")
-
-
-def strip_gutenberg(text):
-    """Keep only the book: drop the licence text before *** START OF ... *** and after *** END OF ... ***."""
-    text = text.replace("\r\n", "\n").lstrip("\ufeff")
-    start = text.find("*** START OF")
-    if start != -1:
-        line_end = text.find("\n", start)
-        text = text[line_end + 1:] if line_end != -1 else ""
-    end = text.find("*** END OF")
-    if end != -1:
-        text = text[:end]
-    return text.strip("\n") + "\n"
-
-
-def default_corpus(url=DEFAULT_URL, folder=None, timeout=30):
-    """Path of the default corpus: downloaded once into the cache folder, reused afterwards."""
-    path = os.path.join(folder or cache_dir(), DEFAULT_NAME)
-    if os.path.exists(path):
-        return path
-    print(f"downloading {DEFAULT_TITLE} from {url} ...", flush=True)
+def default_corpus_text():
+    """The text of the book that ships with the package (what a run without --data trains on)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            raw = response.read()
-    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DataError(
-            f"could not download the default corpus {DEFAULT_TITLE} from {url} ({reason}), and there is no "
-            f"cached copy at {path}. Either download that URL yourself and save it as {path}, or train on any "
-            "UTF-8 text file with --data PATH.") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise DataError(f"the file downloaded from {url} is not UTF-8 text; save a UTF-8 copy at {path} "
-                        "or use --data PATH") from None
-    text = strip_gutenberg(text)
-    if not text.strip():
-        raise DataError(f"the file downloaded from {url} holds no text after removing the Gutenberg licence")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    data = text.encode("utf-8")
-    atomic_write(path, lambda f: f.write(data))
-    print(f"saved {len(text):,} characters to {path}", flush=True)
-    return path
+        with lzma.open(BOOK_PATH, "rb") as f:
+            raw = f.read()
+        return raw.decode("utf-8")
+    except (OSError, lzma.LZMAError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"the default book {DEFAULT_TITLE} that ships with tensorlite cannot be read from "
+                        f"{BOOK_PATH} ({exc}); reinstall the package (pip install -e .), or train on any "
+                        "UTF-8 text file with --data PATH") from None
 
 
 # ---------------------------------------------------------------- reading a text file
@@ -121,10 +85,10 @@ def split_tokens(tokens, val_fraction):
     return tokens[:n], tokens[n:]
 
 
-def load_corpus(data=None, val_fraction=0.2, url=DEFAULT_URL):
-    """A Corpus from a text file, a prepared directory (train/prepare.py), or the default book."""
+def load_corpus(data=None, val_fraction=0.2):
+    """A Corpus from a text file, a prepared directory (train/prepare.py), or (no data) the packaged book."""
     if data is None or data == "":
-        data = default_corpus(url)
+        return corpus_from_text(default_corpus_text(), val_fraction, DEFAULT_TITLE)
     if os.path.isdir(data) and os.path.exists(os.path.join(data, "meta.json")):
         try:
             from train.prepare import is_prepared, load_prepared
@@ -133,11 +97,15 @@ def load_corpus(data=None, val_fraction=0.2, url=DEFAULT_URL):
         if is_prepared(data):
             tokenizer, train, val, meta = load_prepared(data)
             return Corpus(tokenizer, train, val, data, dict(meta))
-    text = read_text(data)
+    return corpus_from_text(read_text(data), val_fraction, data)
+
+
+def corpus_from_text(text, val_fraction, source):
+    """A character-level Corpus of a text: its own vocabulary, the first part trains, the rest validates."""
     tokenizer = CharTokenizer.from_text(text)
     tokens = np.array(tokenizer.encode(text), dtype=np.int32)
     train, val = split_tokens(tokens, val_fraction)
-    return Corpus(tokenizer, train, val, data, {"characters": len(text)})
+    return Corpus(tokenizer, train, val, source, {"characters": len(text)})
 
 
 # ---------------------------------------------------------------- batches

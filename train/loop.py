@@ -2,7 +2,7 @@
 the optimizer, the learning-rate schedule, one training step, evaluation, and `train_loop` itself.
 
 The loop evaluates every eval_interval steps, logs to log.jsonl, writes `last.ckpt` and `best.ckpt`
-(train/checkpoint.py), shows a tqdm bar, saves a checkpoint on Ctrl-C and stops clearly when the loss
+(train/checkpoint.py), redraws loss.png (train/plot.py), shows a tqdm bar (loss, tokens/s, time left), saves a checkpoint on Ctrl-C and stops clearly when the loss
 diverges. Inside a step nothing is read back to the host; the loss is read every `log_interval` steps
 for the bar. The whole run around it (data, model, resume) is train/run.py.
 """
@@ -22,12 +22,13 @@ from tensorlite.optim.lr_scheduler import warmup_cosine_lr
 from train.checkpoint import save_checkpoint, training_state
 from train.cli import option
 from train.errors import TrainingDiverged
+from train.plot import LossPlot
 
 
 @dataclass
 class TrainConfig:
     """Fields every training program has. Entry points subclass it and add their model's fields."""
-    data: str = option("", "UTF-8 text file or prepared dataset directory (default: download Sherlock Holmes)")
+    data: str = option("", "UTF-8 text file or prepared dataset folder (default: the packaged Sherlock Holmes)")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     batch_size: int = option(32, "sequences per training step")
     block_size: int = option(8, "context length in tokens")
@@ -36,7 +37,7 @@ class TrainConfig:
     eval_interval: int = option(300, "evaluate every this many steps")
     eval_iters: int = option(200, "batches per split averaged in each evaluation")
     seed: int = option(1337, "seed of the model's initialisation, dropout and the batch order")
-    out_dir: str = option("out", "folder for last.ckpt, best.ckpt and log.jsonl")
+    out_dir: str = option("out", "folder for last.ckpt, best.ckpt, log.jsonl and loss.png")
     resume: bool = option(False, "continue from out_dir/last.ckpt (flags given now override its settings)")
     val_fraction: float = option(0.2, "share of the text (its end) held out for validation")
     weight_decay: float = option(0.0, "AdamW weight decay of matrices (never of biases or norms)")
@@ -46,6 +47,7 @@ class TrainConfig:
     lr_decay: bool = option(False, "cosine-decay the learning rate to learning_rate/10 at max_iters")
     log_interval: int = option(10, "read the loss for the progress bar every this many steps")
     sample_tokens: int = option(300, "tokens of text generated at the end (0: none)")
+    plot: bool = option(True, "redraw out_dir/loss.png at every evaluation (needs matplotlib: the plot extra)")
 
     def validate(self):
         for name in ("batch_size", "block_size", "eval_interval", "eval_iters", "log_interval"):
@@ -87,6 +89,11 @@ class _Interrupts:
 
 
 # ---------------------------------------------------------------- the loop
+# tqdm's own layout with its words spelled out: the time left is tqdm's estimate from the recent step rate.
+# Loss, tokens/s and the time left fit 80 columns; the learning rate comes last, the first thing cut.
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {remaining} left{postfix}]"
+
+
 def lr_schedule(cfg):
     """The learning rate of each step, a function of the step: tensorlite.optim.lr_scheduler's warmup and
     cosine. A linear warmup over warmup_iters, then with lr_decay a cosine down to learning_rate / 10 at
@@ -151,6 +158,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
     log_path = os.path.join(out_dir, "log.jsonl")
     tokens_per_step = cfg.batch_size * cfg.block_size
     lr_at = lr_schedule(cfg)
+    plot = LossPlot(out_dir, lr_at=lr_at, print=print) if cfg.plot else None
 
     def checkpoint(path):
         save_checkpoint(path, {**extra, **training_state(model, optimizer, batches, state.step,
@@ -174,6 +182,8 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
             checkpoint(best_path)
         with open(log_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record) + "\n")
+        if plot is not None:
+            plot.update()
         print(f"step {state.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
               f"   [{(time.time() - started) / 60:.1f} min]" + (" (best)" if improved else ""))
 
@@ -181,7 +191,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
     started, cpu_started = time.time(), time.process_time()
     model.train()
     bar = tqdm(total=cfg.max_iters, initial=state.step, desc="training", unit="step", dynamic_ncols=True,
-               mininterval=1.0, disable=None)
+               mininterval=1.0, disable=None, bar_format=BAR_FORMAT)
     in_update = False
     mark_step, mark_time = state.step, time.perf_counter()
     try:
@@ -211,7 +221,8 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                     now = time.perf_counter()
                     rate = (state.step - mark_step) * tokens_per_step / max(now - mark_time, 1e-9)
                     mark_step, mark_time = state.step, now
-                    bar.set_postfix(loss=f"{value:.4f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.2e}", refresh=False)
+                    speed = f"{rate / 1000:.1f}k" if rate >= 1000 else f"{rate:.0f}"
+                    bar.set_postfix({"loss": f"{value:.4f}", "tokens/s": speed, "lr": f"{lr:.1e}"}, refresh=False)
                 if on_step is not None:
                     on_step(state.step, loss)
     except KeyboardInterrupt:

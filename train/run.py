@@ -1,5 +1,5 @@
 """A whole training run, what every training program does: read the data, make (or resume) the model and
-its optimizer, run the loop, print a sample.
+its optimizer, run the loop, print a sample, and say what came of it and what to do next.
 
     run_training(cfg, "gpt", given)    # cfg: a TrainConfig subclass holding the model's fields too
 
@@ -9,6 +9,8 @@ the config stored in the checkpoint, so both go through the same constructor.
 import dataclasses
 import json
 import os
+import shlex
+import time
 
 import tensorlite
 from models import build_model, config_from
@@ -19,6 +21,8 @@ from train.cli import resolve_device
 from train.data import Batches, load_corpus
 from train.errors import CheckpointError
 from train.loop import RunState, make_optimizer, train_loop
+from train.plot import LOG_NAME, PLOT_NAME, PlotError, best_record, read_log
+from train.tokenizers import UnknownCharacterError
 
 
 def make_model(model_type, cfg, vocab_size):
@@ -64,18 +68,69 @@ def run_training(cfg, model_type, given=(), on_step=None, out=print):
     out(f"model: {model_type}, {model.num_params():,} parameters, config {model_config}")
     out(f"data: {corpus.source}: {len(corpus.train):,} training and {len(corpus.val):,} validation tokens, "
         f"vocabulary {corpus.tokenizer.vocab_size}")
-    out(f"checkpoints: {os.path.join(cfg.out_dir, 'last.ckpt')} and best.ckpt, log in log.jsonl"
+    out(f"writes: {os.path.join(cfg.out_dir, 'last.ckpt')}, best.ckpt, {LOG_NAME}"
+        + (f" and {PLOT_NAME}" if cfg.plot else "")
         + (f"   (resuming at step {state.step})" if ckpt is not None else ""))
     extra = {"model_type": model_type, "model_config": model_config, "tokenizer": corpus.tokenizer.to_dict(),
              "train_config": dataclasses.asdict(cfg)}
+    first_step, started = state.step, time.perf_counter()
     state = train_loop(model, optimizer, batches, cfg, cfg.out_dir, extra, state, on_step=on_step)
-    out(f"done: {state.step} steps, best val loss {state.best_val_loss:.4f}")
+    seconds = time.perf_counter() - started
     if cfg.sample_tokens:
         out("sample:")
         text = "".join(generate_stream(model, corpus.tokenizer, "\n", max_new_tokens=cfg.sample_tokens,
                                        unknown="skip"))
         out(text)
+    tokens = (state.step - first_step) * cfg.batch_size * cfg.block_size
+    out(run_summary(cfg.out_dir, state, seconds, tokens, suggest_prompt(corpus.tokenizer)))
     return state
+
+
+def suggest_prompt(tokenizer):
+    """A prompt the model's vocabulary can write, for the sample command printed at the end."""
+    for prompt in ("Holmes", "The", "the", "a"):
+        try:
+            tokenizer.encode(prompt)
+            return prompt
+        except (UnknownCharacterError, ValueError):
+            continue
+    return "\n"  # the sample program's default
+
+
+def prompt_flag(prompt):
+    """' --prompt "Holmes"' as a shell reads it (nothing for the default prompt, a newline)."""
+    if prompt == "\n":
+        return ""
+    plain = prompt.isprintable() and not set(prompt) & set('"$`\\!')
+    return f' --prompt "{prompt}"' if plain else f" --prompt {shlex.quote(prompt)}"
+
+
+def run_summary(out_dir, state, seconds, tokens, prompt="Holmes"):
+    """The end of a run as text: the best validation loss and its step, time and speed, the files written,
+    and the commands that use them (with this run's folder)."""
+    try:
+        best = best_record(read_log(os.path.join(out_dir, LOG_NAME)))  # the whole log: resumed runs too
+        best_text = f"best val loss {best['val_loss']:.4f} at step {best['step']:,}"
+    except PlotError:
+        best_text = f"best val loss {state.best_val_loss:.4f}"
+    minutes = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+    lines = [f"done: {state.step:,} steps, {best_text}; this run trained {tokens:,} tokens in {minutes} "
+             f"({tokens / max(seconds, 1e-9):,.0f} tokens/s, evaluations included)",
+             f"files in {out_dir}:"]
+    files = [("last.ckpt", f"everything at step {state.step:,}: continue it with --resume"),
+             ("best.ckpt", "the model at its best validation loss"),
+             (LOG_NAME, "every evaluation, one JSON line each"),
+             (PLOT_NAME, "the loss curves, redrawn at every evaluation")]
+    for name, what in files:
+        if os.path.exists(os.path.join(out_dir, name)):  # (no loss.png without matplotlib: the loop said so)
+            lines.append(f"  {name:<10} {what}")
+    best_ckpt = shlex.quote(os.path.join(out_dir, "best.ckpt"))
+    lines += ["next:",
+              f"  python -m train.sample --checkpoint {best_ckpt}{prompt_flag(prompt)} --max_new_tokens 300",
+              f"  python -m train.chat --checkpoint {best_ckpt}",
+              f"  python -m train.web --checkpoint {best_ckpt}    # a web page; needs pip install -e \".[web]\"",
+              f"  python -m train.plot {shlex.quote(out_dir)} OTHER_OUT_DIR    # compare runs on one figure"]
+    return "\n".join(lines)
 
 
 def trim_log(path, last_step):
