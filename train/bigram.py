@@ -10,7 +10,7 @@ from train.run import run_training
 @dataclass
 class BigramTrainConfig(TrainConfig):
     """Train a bigram language model (the course's bigram.py hyperparameters by default)."""
-    out_dir: str = option("out/bigram", "folder for last.ckpt, best.ckpt and log.jsonl")
+    out_dir: str = option("out/bigram", "folder for last.ckpt, best.ckpt, log.jsonl and loss.png")
 
 
 def main(argv=None, on_step=None):

@@ -17,7 +17,7 @@ from train.run import run_training
 # block_size is the loop's (TrainConfig), which the model gets too.
 GPTTrainConfig = make_dataclass("GPTTrainConfig", [
     ("preset", str, option("auto", "hyperparameter preset: course (GPU), cpu, or auto (course on CUDA, else cpu)")),
-    ("out_dir", str, option("out/gpt", "folder for last.ckpt, best.ckpt and log.jsonl")),
+    ("out_dir", str, option("out/gpt", "folder for last.ckpt, best.ckpt, log.jsonl and loss.png")),
     *fields_from(GPTConfig, exclude=("vocab_size", "block_size")),
 ], bases=(TrainConfig,), namespace={
     "__doc__": 'Train a GPT on a text file (default: "The Adventures of Sherlock Holmes").',
