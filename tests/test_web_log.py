@@ -63,6 +63,9 @@ def test_no_log_beside_the_checkpoint(tmp_path):
       json.dumps({"step": -5, "train_loss": 1.0, "val_loss": 2.0}),
       json.dumps({"step": 3, "val_loss": 2.0}),
       '{"step": 4, "train_loss": NaN, "val_loss": Infinity}'], "no readable evaluation; skipped 5"),
+    (["[" * 100_000 + "]" * 100_000,                                             # deeper than json can parse
+      '{"step": 1' + "0" * 400 + ', "train_loss": 1.0, "val_loss": 2.0}'],       # an int no float can hold
+     "no readable evaluation; skipped 2"),
 ])
 def test_damaged_log_hides_the_plot_and_says_why(tmp_path, lines, why):
     rows, note = web.load_loss_curve(write_log(tmp_path, lines))

@@ -54,7 +54,10 @@ MAX_POINTS = 2000        # evaluations plotted at most (evenly thinned beyond th
 
 
 def _finite(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:                           # an int too large for a float: no step or loss of ours
+        return False
 
 
 def load_loss_curve(checkpoint):
@@ -81,7 +84,7 @@ def load_loss_curve(checkpoint):
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):        # not JSON, or nested deeper than the parser goes
             record = None
         if not (isinstance(record, dict) and all(_finite(record.get(k)) for k in ("step", "train_loss", "val_loss"))
                 and record["step"] >= 0):
