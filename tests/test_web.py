@@ -1,12 +1,17 @@
 """The web page (train/web.py): its callback without a browser, its command line, and the page itself driven
-in headless Chromium.
+in headless Chromium (the log reader behind its loss curve: tests/test_web_log.py).
 
 The browser is driven through chromedriver's W3C WebDriver HTTP API with urllib (the small `WebDriver` class
 below), so the test needs no Python package beyond the `web` extra. The browser test skips, saying why, where
-Gradio, Chromium or chromedriver are not installed. WEB_SCREENSHOT=docs/web.png saves the page after a
-generation (that is how docs/web.png is made).
+Gradio, Chromium or chromedriver are not installed. docs/web.png is made by `test_screenshot_for_the_docs`,
+with the GPT that the default command trains (its log.jsonl beside it, so the loss curve shows):
+
+    python -m train.gpt --out_dir /tmp/web-run
+    WEB_SCREENSHOT=docs/web.png WEB_CHECKPOINT=/tmp/web-run/best.ckpt WEB_PROMPT="Holmes " \
+        python -m pytest -q tests/test_web.py -k screenshot
 """
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -66,11 +71,39 @@ def test_generate_streams_one_update_per_token_then_a_summary():
     generate = web.make_generate(model=None, tokenizer=TOK, stream=stream)
     updates = run_all(generate("hello", 7, 0.8, 0, None))
     expected = "".join(stream(None, TOK, "hello", max_new_tokens=7))
-    texts = [text for text, _ in updates]
+    texts = [text for text, _, _ in updates]
     # each token shows up as soon as it is made: the text grows one character per update
     assert texts[:-1] == [expected[:i] for i in range(1, 8)]
     assert texts[-1] == expected
     assert "7 tokens in" in updates[-1][1]
+    # the speed box is left as it is while generating, and tells this generation's speed at the end
+    assert [speed for _, _, speed in updates[:-1]] == [None] * 7
+    assert updates[-1][2].startswith("Last generation: 7 tokens in")
+
+
+class Clock:
+    """time.perf_counter's stand-in: each reading is `tick` seconds after the previous one."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 100.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
+
+
+def test_speed_after_a_generation_tells_tokens_time_and_tokens_per_second():
+    # readings: start, after the first token, at the end: 0.25 s to the first token, 0.5 s in all
+    generate = web.make_generate(None, TOK, stream=FakeStream(), clock=Clock(0.25))
+    *_, (text, status, speed) = run_all(generate("hello", 10, 1.0, 0, None))
+    assert len(text) == 10
+    assert speed == "Last generation: 10 tokens in 0.50 s · 20.0 tokens/s · first token after 0.25 s"
+    assert status == "10 tokens in 0.50 s (20 tokens/s)"
+
+
+def test_speed_text():
+    assert web.speed_text(200, 4.0) == "Last generation: 200 tokens in 4.00 s · 50.0 tokens/s"
+    assert web.speed_text(0, 0.0).startswith("Last generation: 0 tokens in 0.00 s · 0.0 tokens/s")
 
 
 def test_generate_converts_page_values_for_the_sampler():
@@ -98,8 +131,8 @@ def test_unknown_characters_give_a_readable_message_not_a_traceback(popups):
     generate = web.make_generate(None, TOK, stream=FakeStream())
     updates = run_all(generate("hé€llo", 5, 1.0, 0, None))
     assert len(updates) == 1
-    text, status = updates[0]
-    assert text == ""
+    text, status, speed = updates[0]
+    assert text == "" and speed is None                           # the last good generation's speed stays
     assert "'é'" in status and "'€'" in status and "Drop unknown characters" in status
     assert "Traceback" not in status
     assert popups == [status.removeprefix("⚠️ ")]
@@ -107,7 +140,7 @@ def test_unknown_characters_give_a_readable_message_not_a_traceback(popups):
 
 def test_drop_unknown_characters_generates_anyway():
     generate = web.make_generate(None, TOK, stream=FakeStream())
-    text, status = run_all(generate("hé€llo", 5, 1.0, 0, None, True))[-1]
+    text, status, _ = run_all(generate("hé€llo", 5, 1.0, 0, None, True))[-1]
     assert len(text) == 5 and set(text) <= set(TOK.chars)
     assert "5 tokens in" in status
 
@@ -118,7 +151,7 @@ def test_other_sampler_refusals_show_their_message(popups):
         yield  # pragma: no cover  (makes this a generator, like the real one)
 
     generate = web.make_generate(None, TOK, stream=refusing)
-    assert run_all(generate("he", 5, 0.0, 0, None)) == [("", "⚠️ temperature must be > 0, got 0.0")]
+    assert run_all(generate("he", 5, 0.0, 0, None)) == [("", "⚠️ temperature must be > 0, got 0.0", None)]
     assert popups == ["temperature must be > 0, got 0.0"]
 
 
@@ -170,6 +203,7 @@ def test_app_builds_with_analytics_off():
     assert os.environ["GRADIO_ANALYTICS_ENABLED"] == "False"
 
 
+
 # --- the page in headless Chromium --------------------------------------------------------------------------------
 
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"   # the W3C name of the key that holds an element's id
@@ -197,14 +231,14 @@ def wait_for_http(url, proc, timeout):
 class WebDriver:
     """Just enough of the W3C WebDriver protocol: open a page, find, type, click, run JS, take a screenshot."""
 
-    def __init__(self, chromedriver, chromium):
+    def __init__(self, chromedriver, chromium, window="1200,900"):
         self.port = free_port()
         self.proc = subprocess.Popen([chromedriver, f"--port={self.port}"], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
         wait_for_http(self.base + "/status", self.proc, timeout=20)
         options = {"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                                                "--disable-dev-shm-usage", "--window-size=1200,900"]}
+                                                "--disable-dev-shm-usage", f"--window-size={window}"]}
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
         self.session = self.call("POST", "/session", caps)["sessionId"]
 
@@ -293,13 +327,13 @@ def checkpoint(tmp_path_factory):
     return str(found[0])
 
 
-@pytest.fixture(scope="module")
-def page(checkpoint, tmp_path_factory):
+@contextlib.contextmanager
+def serve_page(checkpoint, log_dir, window="1200,900"):
     """The page served by `python -m train.web` on a free loopback port, open in headless Chromium."""
     driver, browser = find_browser()
     port = free_port()
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    log_path = tmp_path_factory.mktemp("web-log") / "app.log"
+    log_path = log_dir / "app.log"
     with open(log_path, "w") as log:                             # a file, not a pipe: a pipe could fill up
         app = subprocess.Popen([sys.executable, "-m", "train.web", "--checkpoint", checkpoint, "--port", str(port),
                                 "--device", "cpu"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -309,7 +343,7 @@ def page(checkpoint, tmp_path_factory):
             wait_for_http(f"http://127.0.0.1:{port}/", app, timeout=60)
         except (RuntimeError, TimeoutError) as err:
             raise RuntimeError(f"{err}; its output:\n{log_path.read_text()[-3000:]}") from None
-        session = WebDriver(driver, browser)
+        session = WebDriver(driver, browser, window=window)
         session.open(f"http://127.0.0.1:{port}/")
         session.wait_js("return document.querySelector('#prompt textarea') !== null")
         yield session
@@ -324,6 +358,13 @@ def page(checkpoint, tmp_path_factory):
             app.wait()
 
 
+@pytest.fixture(scope="module")
+def page(checkpoint, tmp_path_factory):
+    """The page serving the bigram checkpoint (its log.jsonl beside it), shared by the browser tests."""
+    with serve_page(checkpoint, tmp_path_factory.mktemp("web-log")) as session:
+        yield session
+
+
 @needs_gradio
 def test_port_in_use_exits_2(checkpoint, capsys):
     with socket.socket() as busy:
@@ -336,6 +377,8 @@ def test_port_in_use_exits_2(checkpoint, capsys):
 
 STATUS = "return document.querySelector('#status textarea, #status input').value"
 OUTPUT = "return document.querySelector('#output textarea').value"
+SPEED = "return document.querySelector('#speed').innerText"
+PLOT_DRAWN = "document.querySelector('#loss-plot canvas, #loss-plot svg') !== null"
 
 
 @pytest.mark.slow
@@ -357,7 +400,38 @@ def test_page_generates_the_requested_number_of_tokens(page):
     assert len(text) == 37, (text, status)
     assert set(text) <= set(TEXT)
     assert status.startswith("37 tokens in")
-    if os.environ.get("WEB_SCREENSHOT"):
+    speed = page.wait_js(f"const s = (() => {{ {SPEED} }})(); return s.includes('tokens/s') && s")
+    assert speed.startswith("Last generation: 37 tokens in") and "first token after" in speed
+
+
+@pytest.mark.slow
+def test_page_shows_the_loss_curve_of_the_run(page):
+    # the bigram fixture evaluated at steps 0, 25 and 50, and its log.jsonl is beside the checkpoint
+    note = page.js("return document.querySelector('#loss-note').innerText")
+    assert "3 evaluations" in note and "steps 0 to 50" in note
+    assert page.wait_js(f"return {PLOT_DRAWN}"), "the loss plot was not drawn"
+    legend = page.js("return document.querySelector('#loss-plot').innerText")
+    assert "train" in legend and "val" in legend
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("WEB_SCREENSHOT"), reason="WEB_SCREENSHOT=path saves a picture of the page")
+def test_screenshot_for_the_docs(checkpoint, tmp_path):
+    """WEB_SCREENSHOT=docs/web.png [WEB_CHECKPOINT=out/gpt/best.ckpt WEB_PROMPT=...]: the page after a generation.
+
+    docs/web.png is taken with the GPT of the default command, `python -m train.gpt`, whose log.jsonl is beside
+    its checkpoint: WEB_CHECKPOINT names it (the bigram checkpoint of these tests otherwise).
+    """
+    with serve_page(os.environ.get("WEB_CHECKPOINT", checkpoint), tmp_path, window="1280,1100") as page:
+        page.type("#max-new-tokens input[type=number]", os.environ.get("WEB_TOKENS", "200"))
+        page.type("#seed input", "7")
+        page.type("#temperature input[type=number]", "0.8")
+        page.type("#prompt textarea", os.environ.get("WEB_PROMPT", "the cat "))
+        page.click("#generate")
+        page.wait_js(f"const s = (() => {{ {SPEED} }})(); return s.includes('tokens/s') && s", timeout=120)
+        assert page.js(OUTPUT)
+        page.wait_js(f"return {PLOT_DRAWN}")
+        time.sleep(1)                                             # the plot's fade-in
         page.screenshot(os.environ["WEB_SCREENSHOT"])
 
 
