@@ -25,21 +25,14 @@ import json
 import math
 import os
 import secrets
-import zipfile
 
 import numpy as np
 
 from . import backend
+from .npz_reader import ARRAY_KINDS, FORMAT, MARKER, MAX_DEPTH, VERSION, CheckpointError, read_file, tree_depth
 from .tensor import Tensor
 
-FORMAT = "tensorlite"
-VERSION = 1
-MARKER = "__tensorlite__"
-_ARRAY_KINDS = "biufc"  # bool, ints, unsigned, floats, complex: what .npy stores without pickle
-
-
-class CheckpointError(RuntimeError):
-    """A file could not be loaded as a tensorlite checkpoint (missing, truncated, foreign or corrupted)."""
+__all__ = ["CheckpointError", "atomic_write", "load", "save"]
 
 
 # ---------------------------------------------------------------- save
@@ -48,6 +41,9 @@ def save(obj, path):
     path = os.fspath(path)
     arrays = {}
     tree = _encode(obj, arrays, "obj", set())
+    if tree_depth(tree) > MAX_DEPTH:
+        raise ValueError(f"cannot save the object: it is nested more than {MAX_DEPTH} levels deep (a tuple counts "
+                         "twice), more than load reads back")
     header = json.dumps({"format": FORMAT, "version": VERSION, "tree": tree}, allow_nan=False).encode("utf-8")
     arrays[MARKER] = np.frombuffer(header, dtype=np.uint8)
     atomic_write(path, lambda f: _write_npz(f, arrays))
@@ -99,8 +95,15 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+def _array_node(kind, arrays, array, where, **more):
+    """The tree entry of one array: its name in the file, and its dtype and shape, which load checks against
+    the member's own .npy header before reading it."""
+    key = _add_array(arrays, array, where)
+    return {"$type": kind, "array": key, "dtype": arrays[key].dtype.str, "shape": list(arrays[key].shape), **more}
+
+
 def _add_array(arrays, array, where):
-    if array.dtype.kind not in _ARRAY_KINDS:
+    if array.dtype.kind not in ARRAY_KINDS:
         raise TypeError(f"cannot save {where}: arrays of dtype {array.dtype} are not supported "
                         f"(only bool, integer, float and complex arrays)")
     key = f"a{len(arrays)}"
@@ -110,8 +113,10 @@ def _add_array(arrays, array, where):
 
 def _encode(obj, arrays, where, active):
     """The JSON tree for obj; arrays go into `arrays`. `where` names the spot for error messages."""
+    if len(active) > MAX_DEPTH:  # deeper than load reads back (checked exactly on the tree, in save)
+        raise ValueError(f"cannot save {where}: it is nested more than {MAX_DEPTH} levels deep")
     if isinstance(obj, np.generic):  # before int/float: np.float64 is a float, and must come back as itself
-        return {"$type": "scalar", "array": _add_array(arrays, np.asarray(obj), where)}
+        return _array_node("scalar", arrays, np.asarray(obj), where)
     if obj is None or isinstance(obj, (bool, str)):
         return obj
     if isinstance(obj, int):
@@ -121,10 +126,10 @@ def _encode(obj, arrays, where, active):
             return float(obj)
         return {"$type": "float", "value": "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")}
     if isinstance(obj, Tensor):
-        return {"$type": "tensor", "array": _add_array(arrays, obj.data, where), "device": obj.device,
-                "requires_grad": bool(obj.requires_grad)}
+        return _array_node("tensor", arrays, obj.data, where, device=obj.device,
+                           requires_grad=bool(obj.requires_grad))
     if isinstance(obj, np.ndarray) or backend.get_array_module(obj) is not np:
-        return {"$type": "ndarray", "array": _add_array(arrays, obj, where), "device": backend.device_of(obj)}
+        return _array_node("ndarray", arrays, obj, where, device=backend.device_of(obj))
     if isinstance(obj, (dict, list, tuple)):
         if id(obj) in active:
             raise ValueError(f"cannot save {where}: it contains itself (a reference cycle)")
@@ -147,62 +152,22 @@ def _encode(obj, arrays, where, active):
 
 
 # ---------------------------------------------------------------- load
-def load(path, map_location=None):
+def load(path, map_location=None, max_bytes=None):
     """Read what `save` wrote. Tensors come back on their saved device, or all on `map_location`
-    ('cpu', 'cuda', 'cuda:N'). Raises CheckpointError if `path` is not a readable tensorlite file."""
+    ('cpu', 'cuda', 'cuda:N'). The file is untrusted input (see npz_reader): its arrays may not need more
+    than `max_bytes` (default: this machine's memory). Raises CheckpointError if `path` is not a readable
+    tensorlite file."""
     path = os.fspath(path)
     if map_location is not None:
         map_location = backend.normalize_device(map_location)
-    header, arrays = _read(path)
+    header, arrays = read_file(path, max_bytes)
     try:
         return _decode(header["tree"], arrays, map_location, path)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"cannot load {path!r}: the checkpoint is corrupted ({type(exc).__name__}: {exc})") \
-            from None
-
-
-def _read(path):
-    """The JSON header and all arrays of the file, or one CheckpointError saying what is wrong."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except FileNotFoundError:
-        raise CheckpointError(f"cannot load {path!r}: no such file") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot load {path!r}: {exc.strerror or exc}") from None
-    if magic[:2] != b"PK":
-        if not magic:
-            what = "the file is empty"
-        elif magic[:1] == b"\x80":
-            what = "it looks like a pickle (e.g. from torch.save); tensorlite never loads pickles"
-        elif magic[:4] == b"\x93NUM":
-            what = "it is a single .npy array, not a tensorlite checkpoint"
-        else:
-            what = "it is not a tensorlite checkpoint (not an .npz/zip file)"
-        raise CheckpointError(f"cannot load {path!r}: {what}")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            names = set(npz.files)
-            if MARKER not in names:
-                raise CheckpointError(f"cannot load {path!r}: it is an .npz file without the {MARKER!r} entry, "
-                                      f"so not a tensorlite checkpoint (arrays in it: {sorted(names)[:5]})")
-            arrays = {name: npz[name] for name in names}  # reading everything here checks every CRC
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
-        raise CheckpointError(f"cannot load {path!r}: the file is truncated or corrupted "
-                              f"({type(exc).__name__}: {exc})") from None
-    try:
-        header = json.loads(arrays.pop(MARKER).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"cannot load {path!r}: its {MARKER!r} header is not valid JSON ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT or "tree" not in header:
-        raise CheckpointError(f"cannot load {path!r}: its header does not describe a tensorlite checkpoint")
-    version = header.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise CheckpointError(f"cannot load {path!r}: it has format version {version!r}, this tensorlite reads "
-                              f"versions up to {VERSION}; upgrade tensorlite")
-    return header, arrays
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError, OverflowError) as exc:
+        raise CheckpointError(f"cannot load {path!r}: the checkpoint is corrupted ({type(exc).__name__}: {exc})") \
+            from None
 
 
 def _decode(node, arrays, map_location, path):
@@ -218,7 +183,7 @@ def _decode(node, arrays, map_location, path):
     if kind == "tuple":
         return tuple(_decode(v, arrays, map_location, path) for v in node["items"])
     if kind == "float":
-        return float(node["value"])
+        return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[node["value"]]
     if kind == "scalar":
         return arrays[node["array"]][()]
     if kind in ("tensor", "ndarray"):
@@ -232,13 +197,15 @@ def _decode(node, arrays, map_location, path):
         if kind == "ndarray":
             return array
         t = Tensor.wrap(array, device)
-        return t.requires_grad_() if node.get("requires_grad") else t
+        return t.requires_grad_() if node.get("requires_grad") is True else t
     raise CheckpointError(f"cannot load {path!r}: unknown entry type {kind!r} (written by a newer tensorlite?)")
 
 
 def _device(saved, path):
+    if not isinstance(saved, str):
+        raise CheckpointError(f"cannot load {path!r}: the checkpoint is corrupted (device {saved!r})")
     try:
         return backend.normalize_device(saved)
-    except RuntimeError as exc:
-        raise RuntimeError(f"{path!r} holds tensors saved on {saved}, which is not available here ({exc}); "
-                           f"load with map_location='cpu'") from None
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"cannot load {path!r}: it holds tensors saved on {saved}, which is not available "
+                              f"here ({exc}); load with map_location='cpu'") from None

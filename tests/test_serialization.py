@@ -3,6 +3,8 @@ import json
 import math
 import os
 import pickle
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -245,3 +247,148 @@ def test_module_round_trip(tmp_path):
         assert a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes(), name
     x = tl.randn(2, 4)
     assert np.array_equal(model(x).numpy(), other(x).numpy())
+
+
+# ---------------------------------------------------------------- crafted files: sizes are checked before allocating
+def npy(descr, shape, data=b"", fortran=False):
+    """A .npy member: a version-1 header saying whatever we like, then `data`."""
+    text = repr({"descr": descr, "fortran_order": fortran, "shape": tuple(shape)}).encode("latin1")
+    text += b" " * (63 - (len(text) + 10) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
+
+
+def crafted(path, tree, members, deflate=()):
+    """A zip with the tensorlite header for `tree` and the given members ({name.npy: bytes})."""
+    header = json.dumps({"format": "tensorlite", "version": 1, "tree": tree}).encode() if not isinstance(tree, bytes) \
+        else tree
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("__tensorlite__.npy", npy("|u1", (len(header),), header))
+        for name, content in members.items():
+            zf.writestr(name, content, zipfile.ZIP_DEFLATED if name in deflate else zipfile.ZIP_STORED)
+    return path
+
+
+def peak_bytes(fn):
+    tracemalloc.start()
+    try:
+        result = fn()
+        return tracemalloc.get_traced_memory()[1], result
+    finally:
+        tracemalloc.stop()
+
+
+def ndarray(name, **more):
+    return {"$type": "ndarray", "array": name, "device": "cpu", **more}
+
+
+def test_a_zip_bomb_is_refused_from_its_headers_without_inflating(tmp_path):
+    zeros = bytes(64 << 20)  # 64 MB of zeros deflate to ~64 kB
+    path = crafted(tmp_path / "bomb", {"w": ndarray("a0")}, {"a0.npy": npy("<f8", (8 << 20,), zeros)}, {"a0.npy"})
+    assert path.stat().st_size < 1 << 20
+    peak, _ = peak_bytes(lambda: pytest.raises(CheckpointError, tl.load, path, max_bytes=1 << 20))
+    assert peak < 4 << 20  # nothing was inflated
+    with pytest.raises(CheckpointError, match=r"would need 67.1 MB of memory, more than the limit of 1.05 MB"):
+        tl.load(path, max_bytes=1 << 20)
+    assert tl.load(path)["w"].shape == (8 << 20,)  # within the default limit (this machine's memory) it loads
+
+
+def test_a_header_declaring_more_than_the_member_holds_is_refused(tmp_path):
+    # a few bytes that claim to be 8 TB: the zip member's size gives it away before anything is allocated
+    path = crafted(tmp_path / "liar", {"w": ndarray("a0")}, {"a0.npy": npy("<f4", (1 << 41,), b"\0" * 16)})
+    with pytest.raises(CheckpointError, match="holds .* bytes but its .npy header declares") as info:
+        tl.load(path)
+    assert repr(str(path)) in str(info.value)
+
+
+def test_members_the_tree_does_not_name_are_never_read(tmp_path):
+    junk = {"junk.npy": bytes(64 << 20), "notes.txt": b"hello", "a9.npy": npy("|O", (1,), b"x")}
+    path = crafted(tmp_path / "extra", {"w": ndarray("a0")}, {"a0.npy": npy("<i8", (3,), np.arange(3).tobytes()),
+                                                               **junk}, set(junk))
+    peak, back = peak_bytes(lambda: tl.load(path))
+    assert peak < 4 << 20 and back["w"].tolist() == [0, 1, 2]
+
+
+def test_the_tree_and_the_npy_header_must_agree(tmp_path):
+    data = np.arange(6, dtype=np.float32).tobytes()
+    for declared, message in [(dict(shape=[2, 3]), r"has shape \[6\] in the file but \[2, 3\]"),
+                              (dict(dtype="<f8"), "is <f4 in the file but <f8")]:
+        path = crafted(tmp_path / "x", {"w": ndarray("a0", **declared)}, {"a0.npy": npy("<f4", (6,), data)})
+        with pytest.raises(CheckpointError, match=message):
+            tl.load(path)
+    path = crafted(tmp_path / "x", {"w": ndarray("a0", shape=[6], dtype="<f4")}, {"a0.npy": npy("<f4", (6,), data)})
+    assert tl.load(path)["w"].tolist() == list(range(6))
+    path = crafted(tmp_path / "f", {"w": ndarray("a0")}, {"a0.npy": npy("<f4", (2, 3), data, fortran=True)})
+    assert tl.load(path)["w"].tolist() == np.arange(6, dtype=np.float32).reshape(3, 2).T.tolist()
+
+
+@pytest.mark.parametrize("member, message", [
+    (npy("|O", (1,), b"\x80\x04N."), "never loads pickled objects"),
+    (npy("<U4", (1,), b"\0" * 16), "not bool, integer, float or complex"),
+    (npy([("a", "<f4")], (1,), b"\0" * 4), "not a plain array"),
+    (b"plain text, not an array", "no .npy magic"),
+    (b"\x93NUMPY\x02\x00" + (1 << 30).to_bytes(4, "little") + b"{" * 100, "a header of 1073741824 bytes"),
+    (b"\x93NUMPY\x01\x00\x10\x00__import__('os')", "unreadable header"),
+])
+def test_members_that_are_not_plain_npy_arrays_are_refused(tmp_path, member, message):
+    path = crafted(tmp_path / "x", {"w": ndarray("a0")}, {"a0.npy": member})
+    with pytest.raises(CheckpointError, match=message):
+        tl.load(path)
+
+
+@pytest.mark.parametrize("header, message", [
+    (b'{"format": "tensorlite", "version": 1, "tree": NaN}', "not valid JSON"),
+    (b'{"format": "tensorlite", "version": 1, "tree": ' + b"9" * 5000 + b"}", "not valid JSON"),
+    (b'{"format": "tensorlite", "version": 1, "tree": ' + b"[" * 100000 + b"]" * 100000 + b"}", "nested too deeply"),
+    (b'{"format": "tensorlite", "version": 1, "tree": ' + b"[" * 150 + b"]" * 150 + b"}", "more than 100 levels"),
+    (b'{"format": "tensorlite", "version": true, "tree": 1}', "version True"),
+    (b'{"format": "tensorlite", "version": 1, "tree": {"$type": "tensor", "array": 5}}', "an array entry"),
+    (b'{"format": "tensorlite", "version": 1, "tree": {"$type": "float", "value": "1e999"}}', "corrupted"),
+    (b'{"format": "tensorlite", "version": 1, "tree": {"$type": "tensor", "array": "a0", "device": 7}}', "device 7"),
+])
+def test_crafted_json_headers_give_one_error(tmp_path, header, message):
+    path = crafted(tmp_path / "x", header, {"a0.npy": npy("<f4", (1,), b"\0" * 4)})
+    with pytest.raises(CheckpointError, match=message):
+        tl.load(path)
+
+
+def test_the_json_header_is_bounded_in_size(tmp_path):
+    with zipfile.ZipFile(tmp_path / "x", "w") as zf:
+        zf.writestr("__tensorlite__.npy", npy("|u1", (1 << 40,), b"{}"))
+    with pytest.raises(CheckpointError, match="header is not a uint8 array of at most 64 MB"):
+        tl.load(tmp_path / "x")
+
+
+def test_save_refuses_what_load_would_not_read_back(tmp_path):
+    deep = 0
+    for _ in range(60):
+        deep = (deep,)   # each tuple is two levels in the file
+    with pytest.raises(ValueError, match="nested more than 100 levels"):
+        tl.save(deep, tmp_path / "x")
+    ok = 0
+    for _ in range(45):
+        ok = [ok]
+    tl.save(ok, tmp_path / "x")
+    assert tl.load(tmp_path / "x") == ok
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs POSIX FIFOs")
+def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    for path in (tmp_path / "fifo", "/dev/zero", "/dev/null"):
+        if os.path.exists(path):
+            with pytest.raises(CheckpointError, match="not a regular file"):
+                tl.load(path)
+
+
+def test_cuda_tensors_load_anywhere_with_map_location_and_keep_their_bits(tmp_path):
+    t = tl.tensor([[1.0, -2.5]], requires_grad=True)
+    tl.save({"t": t}, tmp_path / "x")
+    with np.load(tmp_path / "x") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays["__tensorlite__"].tobytes())
+    header["tree"]["t"]["device"] = "cuda:0"
+    arrays["__tensorlite__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    with open(tmp_path / "x", "wb") as f:
+        np.savez(f, **arrays)
+    back = tl.load(tmp_path / "x", map_location="cpu")["t"]
+    assert back.device == "cpu" and back.requires_grad and back.numpy().tobytes() == t.numpy().tobytes()
