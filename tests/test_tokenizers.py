@@ -225,3 +225,60 @@ def test_bpe_bad_arguments():
         tokenizer_from_dict({"kind": "wordpiece"})
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenizer_from_dict(None)
+
+
+# ------------------------------------------------------------------------ descriptions from files are untrusted
+def test_the_split_pattern_is_stored_by_name_and_old_files_with_its_text_still_load(bpe):
+    d = bpe.to_dict()
+    assert d["pattern"] == "gpt2" and bpe.pattern == GPT2_SPLIT
+    old = {**d, "pattern": GPT2_SPLIT}  # how checkpoints stored it before: accepted because it is exactly gpt2's
+    again = tokenizer_from_dict(json.loads(json.dumps(old)))
+    assert again.to_dict() == d and again.encode(CORPUS) == bpe.encode(CORPUS)
+
+
+@pytest.mark.parametrize("pattern", ["(a|aa)+$|.", GPT2_SPLIT + " ", "gpt5", 7, None])
+def test_a_pattern_that_is_not_a_known_one_is_refused_never_compiled(bpe, pattern, monkeypatch):
+    import re
+    compiled, compile_ = [], re.compile
+    monkeypatch.setattr(re, "compile", lambda p, *a: compiled.append(p) or compile_(p, *a))
+    with pytest.raises(ValueError) as info:
+        tokenizer_from_dict({**bpe.to_dict(), "pattern": pattern})
+    assert pattern not in compiled
+    assert "unknown split pattern" in str(info.value) and "expected one of ['gpt2']" in str(info.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"merges": "abc"}, "'merges' must be a list"),
+    ({"merges": [[1, 2, 3]]}, "merge 0"),
+    ({"merges": [[1.5, 2]]}, "merge 0"),
+    ({"merges": [["1", 2]]}, "merge 0"),
+    ({"merges": [[True, 2]]}, "merge 0"),
+    ({"merges": [[-1, 2]]}, "merge 0"),
+    ({"merges": [[1, 256]]}, "merge 0"),
+    ({"merges": [[97, 97]] + [[256 + r, 256 + r] for r in range(20)]}, "more than 65536"),  # 2**21 bytes
+    ({"merges": [[1, 2]] * (1 << 20 | 1)}, "more than the 1048576 allowed"),
+    ({"eot": ""}, "end-of-text"), ({"eot": 5}, "end-of-text"), ({"eot": "x" * 65}, "end-of-text"),
+    ({"vocab": 3}, "unknown keys \\['vocab'\\]"),
+])
+def test_every_field_of_a_bpe_description_is_checked(bpe, change, message):
+    with pytest.raises(ValueError, match=message):
+        tokenizer_from_dict({**bpe.to_dict(), **change})
+    d = bpe.to_dict()
+    del d["merges"]
+    with pytest.raises(ValueError, match=r"no \['merges'\]"):
+        tokenizer_from_dict(d)
+
+
+@pytest.mark.parametrize("d, message", [
+    ({"kind": "char", "chars": "aab"}, "twice"),
+    ({"kind": "char", "chars": ["a", "b"]}, "must be a string"),
+    ({"kind": "char", "chars": "ab", "unk": "c"}, "not in the vocabulary"),
+    ({"kind": "char", "chars": "ab", "unk": "ab"}, "one character"),
+    ({"kind": "char"}, r"no \['chars'\]"),
+    ({"kind": "char", "chars": "ab", "extra": 1}, "unknown keys"),
+    ({"kind": ["char"]}, "unknown tokenizer"),
+])
+def test_every_field_of_a_char_description_is_checked(d, message):
+    with pytest.raises(ValueError, match=message):
+        tokenizer_from_dict(d)
+    assert tokenizer_from_dict({"kind": "char", "chars": "ab", "unk": "b"}).encode("abc") == [0, 1, 1]

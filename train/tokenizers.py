@@ -146,7 +146,13 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, d):
-        return cls(list(d["chars"]), unk=d.get("unk"))
+        _check_keys(d, {"kind", "chars"}, {"unk"})
+        chars, unk = d["chars"], d.get("unk")
+        if not isinstance(chars, str):
+            raise ValueError(f"the tokenizer's 'chars' must be a string, got {str(chars)[:40]!r}")
+        if unk is not None and not (isinstance(unk, str) and len(unk) == 1):
+            raise ValueError(f"the tokenizer's 'unk' must be one character, got {str(unk)[:40]!r}")
+        return cls(list(chars), unk=unk)
 
 
 # GPT-2's pre-tokenizer splits text into contractions, words, numbers, punctuation runs and whitespace, each
@@ -155,8 +161,30 @@ class CharTokenizer:
 # \d is a decimal digit, and (?:[^\s\w]|_) is everything else that is not whitespace. The alternatives
 # together match every character, so joining the pieces gives back the text (tests check this).
 GPT2_SPLIT = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
+# The split patterns a tokenizer may use, by name. A checkpoint stores the name, never a regex: a pattern
+# from a file would be compiled and run on every prompt, and a crafted one ("(a|aa)+$") takes forever.
+SPLIT_PATTERNS = {"gpt2": GPT2_SPLIT}
 EOT = "<|endoftext|>"
+MAX_MERGES = 1 << 20       # a vocabulary of a million tokens; GPT-4's has 100k
+MAX_TOKEN_BYTES = 1 << 16  # one token's bytes: each merge may double them, so a crafted list could reach 2**n
+MAX_EOT_CHARS = 64
 _NO_RANK = 1 << 62
+
+
+def split_pattern(pattern):
+    """(name, regex text) of a known split pattern, given its name or its exact text; ValueError otherwise."""
+    if isinstance(pattern, str):
+        if pattern in SPLIT_PATTERNS:
+            return pattern, SPLIT_PATTERNS[pattern]
+        for name, text in SPLIT_PATTERNS.items():
+            if pattern == text:
+                return name, text
+    shown = pattern[:60] if isinstance(pattern, str) else pattern
+    raise ValueError(f"unknown split pattern {shown!r}: expected one of {sorted(SPLIT_PATTERNS)}")
+
+
+def _is_int(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _merge(ids, pair, new):
@@ -198,16 +226,28 @@ class BPETokenizer:
     CACHE_LIMIT = 1 << 20  # pieces; the cache is cleared when it grows past this, so memory stays bounded
     LONG_PIECE = 48        # bytes; longer pieces use the heap-based merge (linear-ish instead of quadratic)
 
-    def __init__(self, merges, pattern=GPT2_SPLIT, eot=EOT):
-        self.merges = [tuple(int(x) for x in m) for m in merges]
-        for r, m in enumerate(self.merges):
-            if len(m) != 2 or not all(0 <= x < 256 + r for x in m):
-                raise ValueError(f"BPETokenizer: merge {r} = {m} must join two ids below {256 + r}")
+    def __init__(self, merges, pattern="gpt2", eot=EOT):
+        """merges: pairs of ids; pattern: the name of a split pattern in SPLIT_PATTERNS (or its exact text)."""
+        merges = list(merges)
+        if len(merges) > MAX_MERGES:
+            raise ValueError(f"BPETokenizer: {len(merges)} merges, more than the {MAX_MERGES} allowed")
+        lengths = [1] * 256
+        for r, m in enumerate(merges):
+            if not (isinstance(m, (list, tuple)) and len(m) == 2 and all(_is_int(x) and 0 <= x < 256 + r for x in m)):
+                raise ValueError(f"BPETokenizer: merge {r} = {str(m)[:40]} must join two ids below {256 + r}")
+            lengths.append(lengths[m[0]] + lengths[m[1]])
+            if lengths[-1] > MAX_TOKEN_BYTES:
+                raise ValueError(f"BPETokenizer: merge {r} makes a token of {lengths[-1]} bytes, more than "
+                                 f"{MAX_TOKEN_BYTES}")
+        self.merges = [(int(a), int(b)) for a, b in merges]
         self.ranks = {m: r for r, m in enumerate(self.merges)}
         if len(self.ranks) != len(self.merges):
             raise ValueError("BPETokenizer: the same pair is merged twice")
-        self.pattern = pattern
-        self.regex = re.compile(pattern)
+        if not (isinstance(eot, str) and 0 < len(eot) <= MAX_EOT_CHARS):
+            raise ValueError(f"BPETokenizer: the end-of-text token must be a string of 1 to {MAX_EOT_CHARS} "
+                             f"characters, got {str(eot)[:80]!r}")
+        self.pattern_name, self.pattern = split_pattern(pattern)
+        self.regex = re.compile(self.pattern)
         self.eot = eot
         self.eot_id = 256 + len(self.merges)
         table = [bytes([i]) for i in range(256)]
@@ -227,7 +267,7 @@ class BPETokenizer:
 
     # ---------------------------------------------------------------- training
     @classmethod
-    def train(cls, texts, vocab_size, pattern=GPT2_SPLIT, eot=EOT, min_pair_count=2):
+    def train(cls, texts, vocab_size, pattern="gpt2", eot=EOT, min_pair_count=2):
         """Learn vocab_size - 257 merges from an iterable of strings (fewer if pairs run out).
 
         Pair counts are kept up to date incrementally: a merge only touches the distinct words that contain
@@ -237,7 +277,7 @@ class BPETokenizer:
         """
         if vocab_size < 257:
             raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}")
-        regex = re.compile(pattern)
+        regex = re.compile(split_pattern(pattern)[1])
         counts = Counter()
         for text in texts:
             counts.update(regex.findall(text))
@@ -366,18 +406,31 @@ class BPETokenizer:
         return data.decode("utf-8", errors="replace")
 
     def to_dict(self):
-        return {"kind": self.kind, "merges": [list(m) for m in self.merges], "pattern": self.pattern,
+        return {"kind": self.kind, "merges": [list(m) for m in self.merges], "pattern": self.pattern_name,
                 "eot": self.eot}
 
     @classmethod
     def from_dict(cls, d):
-        return cls(d["merges"], pattern=d.get("pattern", GPT2_SPLIT), eot=d.get("eot", EOT))
+        """From to_dict's output. Files written before patterns had names hold the pattern's text: it is
+        accepted only when it is exactly one of SPLIT_PATTERNS."""
+        _check_keys(d, {"kind", "merges"}, {"pattern", "eot"})
+        if not isinstance(d["merges"], list):
+            raise ValueError(f"'merges' must be a list of [id, id] pairs, got {type(d['merges']).__name__}")
+        return cls(d["merges"], pattern=d.get("pattern", "gpt2"), eot=d.get("eot", EOT))
+
+
+def _check_keys(d, required, optional=()):
+    missing = sorted(required - set(d))
+    unknown = sorted(set(d) - set(required) - set(optional))
+    if missing or unknown:
+        raise ValueError("the tokenizer description has " + (f"no {missing}" if missing else "")
+                         + (" and " if missing and unknown else "") + (f"unknown keys {unknown[:5]}" if unknown else ""))
 
 
 def tokenizer_from_dict(d):
-    """Rebuild whichever tokenizer a checkpoint or meta.json describes."""
+    """Rebuild whichever tokenizer a checkpoint or meta.json describes. The description is untrusted input:
+    every field is checked, and anything wrong is one ValueError naming it."""
     kinds = {CharTokenizer.kind: CharTokenizer, BPETokenizer.kind: BPETokenizer}
-    try:
-        return kinds[d["kind"]].from_dict(d)
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown tokenizer description {str(d)[:80]!r}: expected kind in {sorted(kinds)}") from None
+    if not isinstance(d, dict) or not isinstance(d.get("kind"), str) or d["kind"] not in kinds:
+        raise ValueError(f"unknown tokenizer description {str(d)[:80]!r}: expected kind in {sorted(kinds)}")
+    return kinds[d["kind"]].from_dict(d)
