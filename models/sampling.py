@@ -1,5 +1,7 @@
 """Autoregressive sampling shared by the models: one new token at a time from the last position's logits,
 and `generate_stream`, the same as text for the programs that show it (sample, chat, the web page)."""
+import math
+
 import tensorlite
 
 
@@ -9,8 +11,8 @@ def sample_next(logits, temperature=1.0, top_k=None):
     temperature scales the logits before the softmax (< 1 sharper, > 1 flatter; 0 takes the argmax);
     top_k keeps only the k most likely tokens.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
     if top_k is not None and (int(top_k) != top_k or top_k < 1):
         raise ValueError(f"top_k must be a positive integer or None, got {top_k}")
     if temperature == 0:

@@ -203,3 +203,55 @@ def test_a_good_checkpoint_loads_exactly_as_saved(run):
     assert set(ckpt) == set(raw) and ckpt["tokenizer"] == raw["tokenizer"] and ckpt["step"] == raw["step"]
     for k, t in raw["model"].items():
         assert ckpt["model"][k].numpy().tobytes() == t.numpy().tobytes()
+
+
+# ---------------------------------------------------------------- the generation programs' flags and exits
+@pytest.mark.parametrize("flags, message", [
+    (["--temperature", "nan"], "--temperature must be a finite number >= 0"),
+    (["--temperature", "-1"], "--temperature must be a finite number >= 0"),
+    (["--max_new_tokens", "-5"], "--max_new_tokens must be between 0 and"),
+    (["--max_new_tokens", "10000000000"], "--max_new_tokens must be between 0 and"),
+    (["--top_k", "-2"], "--top_k must be >= 0"),
+    (["--seed", "-7"], "--seed must be >= 0, or -1"),
+])
+def test_sample_and_chat_refuse_bad_flags_naming_them(run, capsys, flags, message):
+    from train import chat as train_chat
+    assert sample(run[1] / "last.ckpt", capsys, *flags) == 2
+    assert message in one_error_line(capsys)
+    assert cli_main(train_chat.main, ["--checkpoint", str(run[1] / "last.ckpt"), *flags]) == 2
+    assert message in one_error_line(capsys)
+
+
+def test_seed_minus_one_is_random_and_top_k_above_the_vocabulary_means_all(run, capsys):
+    assert sample(run[1] / "last.ckpt", capsys, "--seed", "-1", "--top_k", "100000") == 0
+    assert capsys.readouterr().out.startswith("the")
+
+
+def program(module, *args, stdin=None):
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.Popen([sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=stdin, env=env)
+
+
+def test_sample_into_a_closed_pipe_exits_quietly(run):
+    proc = program("train.sample", "--checkpoint", str(run[1] / "last.ckpt"), "--device", "cpu",
+                   "--max_new_tokens", "2000", "--prompt", "the " * 2000)
+    assert len(proc.stdout.read(5)) == 5
+    proc.stdout.close()  # what `| head -c 5` does
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "Error" not in err, err
+
+
+@pytest.mark.parametrize("stdin", ["devnull", "closed"])
+def test_chat_at_the_end_of_input_exits_0_quietly(run, stdin):
+    import subprocess
+    source = subprocess.DEVNULL
+    if stdin == "closed":
+        r, w = os.pipe()
+        os.close(w)
+        source = r
+    proc = program("train.chat", "--checkpoint", str(run[1] / "last.ckpt"), "--device", "cpu", stdin=source)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and b"Traceback" not in err, err

@@ -201,3 +201,10 @@ def test_generate_benchmark_rejects_bad_arguments():
         bench.parse_args(["--presets", "cpu", "--prompt_len", "65"])
     with pytest.raises(SystemExit):
         bench.parse_args(["--presets", "cpu", "--n_head", "3"])
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf"), -0.5, "1"])
+def test_sample_next_refuses_a_temperature_that_is_not_a_finite_number_at_least_0(temperature):
+    from models.sampling import sample_next
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        sample_next(tensorlite.zeros(1, 5), temperature)

@@ -443,3 +443,11 @@ def test_page_explains_unknown_characters(page):
     assert "'€'" in status and "'Ж'" in status
     assert page.js(OUTPUT) == ""
     assert "Traceback" not in page.js("return document.body.innerText")
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_a_port_out_of_range_is_one_line_naming_the_flag_before_gradio(port, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # the check comes before Gradio is even imported
+    assert web.main(["--checkpoint", "x.ckpt", "--port", port]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--port must be between 1 and 65535" in err and "Traceback" not in err

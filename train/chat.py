@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from models.sampling import generate_stream
 from train.checkpoint import load_checkpoint_model
 from train.cli import cli_main, option, parse_config
-from train.sample import GenerationConfig
+from train.sample import GenerationConfig, check_generation_config
 from train.tokenizers import UnknownCharacterError
 
 
@@ -26,7 +26,7 @@ def chat(model, tokenizer, cfg, input=input, write=sys.stdout.write):
     while True:
         try:
             prompt = input("you> ")
-        except EOFError:
+        except (EOFError, RuntimeError):  # end of input; RuntimeError: no stdin at all (started with <&-)
             write("\n")
             return
         if not prompt.strip():
@@ -45,6 +45,7 @@ def chat(model, tokenizer, cfg, input=input, write=sys.stdout.write):
 
 def main(argv=None):
     cfg, _ = parse_config(ChatConfig, argv)
+    check_generation_config(cfg)
     model, tokenizer, info = load_checkpoint_model(cfg.checkpoint, cfg.device)
     print(f"{info['model_type']} model, {info['num_params']:,} parameters, step {info['step']}. "
           "Type a prompt; an empty line or Ctrl-D quits.")

@@ -244,6 +244,8 @@ def serve(argv=None):
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port must be between 1 and 65535, got {args.port}")
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     try:
