@@ -3,7 +3,7 @@ import os
 import signal
 import sys
 
-if sys.argv == ["-m"]:  # `python -m train.X` is starting: Ctrl-C while it imports is one line, exit 130
+if sys.argv[:1] == ["-m"]:  # `python -m train.X` is starting: Ctrl-C while it imports is one line, exit 130
     def _interrupted_at_start(signum, frame):
         os.write(2, b"interrupted while starting; nothing was written\n")
         os._exit(128 + signum)
