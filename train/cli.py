@@ -89,6 +89,20 @@ USER_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EA
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+def os_error_line(exc, what="write", where="--out_dir"):
+    """One line for an OSError the user can fix: the file, what went wrong, what to do."""
+    name = exc.filename if exc.filename is not None else "a file"
+    advice = {errno.ENOSPC: f"free some disk space or choose another {where}",
+              errno.EDQUOT: f"free some disk space (quota) or choose another {where}",
+              errno.EACCES: f"fix its permissions or choose another {where}",
+              errno.EPERM: f"fix its permissions or choose another {where}",
+              errno.EROFS: f"the file system is read-only: choose another {where}",
+              errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+              errno.EEXIST: "a file is in the way: move it or choose another path",
+              errno.EISDIR: "a folder is in the way: move it or choose another path"}.get(exc.errno, "")
+    return f"cannot {what} {name}: {exc.strerror or exc}" + (f"; {advice}" if advice else "")
+
+
 def _stop(signum, frame):
     raise Interrupted(signum)
 
@@ -111,8 +125,7 @@ def cli_main(fn, argv=None):
     except OSError as exc:
         if exc.errno not in USER_ERRNOS:
             raise
-        name = exc.filename if exc.filename is not None else "a file"
-        print(f"error: cannot use {name}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"error: {os_error_line(exc, 'use', 'path')}", file=sys.stderr)
         return 2
     except MemoryError as exc:
         print(f"error: out of memory{f' ({exc})' if str(exc) else ''}; lower --batch_size or --block_size "

@@ -11,11 +11,11 @@ The write order of an evaluation (train/loop.py) makes last.ckpt the commit poin
 line are written before it, so a crash at any instant leaves at most evaluations past last.ckpt's step,
 which `trim_log` drops on --resume and the resumed run redoes.
 """
-import errno
 import os
 import socket
 
 from tensorlite.serialization import atomic_write
+from train.cli import os_error_line
 from train.errors import CheckpointError, UserError
 from train.plot import LOG_NAME, PLOT_NAME, parse_record
 
@@ -26,20 +26,6 @@ CHECKPOINTS = ("last.ckpt", "best.ckpt")
 class RunDirError(UserError, RuntimeError):
     """The out_dir cannot be used: another run holds it, it holds a run that would be replaced, or the
     file system refuses (a file in the way, no permission, read-only, full)."""
-
-
-def os_error_line(exc, what="write"):
-    """One line for an OSError the user can fix: the file, what went wrong, what to do."""
-    name = exc.filename if exc.filename is not None else "a file"
-    advice = {errno.ENOSPC: "free some disk space or choose another --out_dir",
-              errno.EDQUOT: "free some disk space (quota) or choose another --out_dir",
-              errno.EACCES: "fix its permissions or choose another --out_dir",
-              errno.EPERM: "fix its permissions or choose another --out_dir",
-              errno.EROFS: "the file system is read-only: choose another --out_dir",
-              errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
-              errno.EEXIST: "a file is in the way: move it or choose another path",
-              errno.EISDIR: "a folder is in the way: move it or choose another path"}.get(exc.errno, "")
-    return f"cannot {what} {name}: {exc.strerror or exc}" + (f"; {advice}" if advice else "")
 
 
 def _pid_alive(pid):
