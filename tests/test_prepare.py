@@ -299,3 +299,36 @@ def test_bpe_sample_is_bounded_even_for_one_huge_file(tmp_path, monkeypatch):
     assert 500 <= meta["tokenizer_info"]["bpe_sample_chars"] < 700
     tok, train, val, _ = load_prepared(tmp_path / "out")
     assert tok.decode(np.concatenate([train, val])) == book + EOT
+
+
+# ---------------------------------------------------------------- the file system (issue 14)
+def test_out_under_a_file_is_one_line_naming_it(tmp_path, capsys):
+    src = tmp_path / "src.txt"
+    src.write_text("hello world. " * 50, encoding="utf-8")
+    (tmp_path / "afile").write_text("x")
+    rc = cli_main(main, ["text", "--src", str(src), "--out", str(tmp_path / "afile" / "sub"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error:") and "Traceback" not in err and str(tmp_path / "afile") in err
+
+
+@pytest.mark.parametrize("code,words", [(28, "free some disk space"), (30, "read-only"), (13, "permissions")])
+def test_a_full_or_read_only_disk_is_one_line_and_keeps_the_old_dataset(tmp_path, capsys, monkeypatch, code, words):
+    import errno
+    import os
+    src = tmp_path / "src.txt"
+    src.write_text("hello world. " * 50, encoding="utf-8")
+    out = tmp_path / "data"
+    prepare("text", str(src), str(out), quiet=True)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real_write = sinks.TokenFile.write
+
+    def full(self, pieces):  # the disk fills up (or turns read-only) while the tokens are written
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(sinks.TokenFile, "write", full)
+    rc = cli_main(main, ["text", "--src", str(src), "--out", str(out), "--force", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err and words in err and str(out) in err
+    assert code != errno.ENOSPC or "MiB" in err
+    monkeypatch.setattr(sinks.TokenFile, "write", real_write)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and is_prepared(out)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left

@@ -15,12 +15,15 @@ resolution, and `cli_main`, the one error boundary.
 """
 import argparse
 import dataclasses
+import errno
+import signal
 import sys
+import threading
 from dataclasses import field
 
 from tensorlite import backend
 from tensorlite.serialization import CheckpointError as FileError
-from train.errors import DeviceError, UserError
+from train.errors import DeviceError, Interrupted, UserError
 
 
 def option(default, help, **kw):
@@ -80,14 +83,61 @@ def resolve_device(name):
         raise DeviceError(str(exc)) from None
 
 
+# OSErrors a user causes (a path in the way, permissions, a full or read-only disk), not a bug of ours
+USER_ERRNOS = {errno.ENOENT, errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS,
+               errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP, errno.EMFILE, errno.EFBIG, errno.EIO}
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def os_error_line(exc, what="write", where="--out_dir"):
+    """One line for an OSError the user can fix: the file, what went wrong, what to do."""
+    name = exc.filename if exc.filename is not None else "a file"
+    advice = {errno.ENOSPC: f"free some disk space or choose another {where}",
+              errno.EDQUOT: f"free some disk space (quota) or choose another {where}",
+              errno.EACCES: f"fix its permissions or choose another {where}",
+              errno.EPERM: f"fix its permissions or choose another {where}",
+              errno.EROFS: f"the file system is read-only: choose another {where}",
+              errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+              errno.EEXIST: "a file is in the way: move it or choose another path",
+              errno.EISDIR: "a folder is in the way: move it or choose another path"}.get(exc.errno, "")
+    return f"cannot {what} {name}: {exc.strerror or exc}" + (f"; {advice}" if advice else "")
+
+
+def _stop(signum, frame):
+    raise Interrupted(signum)
+
+
 def cli_main(fn, argv=None):
     """Run an entry point: an error the user can act on -> one 'error:' line on stderr and its exit code
-    (2, or 1 for a diverged run); Ctrl-C -> exit 130. Anything else is a bug and keeps its traceback."""
+    (2, or 1 for a diverged run); a file-system error -> one line naming the file; too little memory -> one
+    line with the flag to lower; Ctrl-C -> exit 130, SIGTERM 143, SIGHUP 129 (the training loop first saves
+    a checkpoint). Anything else is a bug and keeps its traceback."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)  # (train/__init__)
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, _stop)
     try:
         fn(argv)
     except (UserError, FileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
-        return 130
+    except OSError as exc:
+        if exc.errno not in USER_ERRNOS:
+            raise
+        print(f"error: {os_error_line(exc, 'use', 'path')}", file=sys.stderr)
+        return 2
+    except MemoryError as exc:
+        print(f"error: out of memory{f' ({exc})' if str(exc) else ''}; lower --batch_size or --block_size "
+              "(a batch's activations), or the model's size (--n_embd, --n_layer)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        if not getattr(exc, "reported", False):
+            name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+            print(f"interrupted ({name})", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
     return 0

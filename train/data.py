@@ -70,6 +70,11 @@ class Corpus:
 
     def check_block_size(self, block_size):
         for name, tokens in (("training", self.train), ("validation", self.val)):
+            if len(tokens) == 0 and self.meta.get("format"):  # a prepared folder (train.prepare)
+                raise DataError(f"the prepared dataset {self.source} has no {name} tokens (prepared with "
+                                f"--val_fraction {(self.meta.get('split') or {}).get('val_fraction', 0)}?); training needs both "
+                                "splits: prepare it again with --val_fraction 0.1 --force (training's own "
+                                "--val_fraction applies to text files only)")
             if len(tokens) <= block_size:
                 raise DataError(
                     f"block_size {block_size} is longer than the {name} split ({len(tokens)} tokens of "
@@ -132,8 +137,17 @@ class Batches:
         self.corpus, self.batch_size, self.block_size = corpus, batch_size, block_size
         self.device, self.seed = device, seed
         self.rng = np.random.default_rng(seed)
+        # token files from disk may hold ids the vocabulary lacks: each batch is checked (a max of a few
+        # thousand ids); the text of a file is encoded by the tokenizer itself, so it needs no check
+        self.vocab_size = corpus.tokenizer.vocab_size if isinstance(corpus.train, np.memmap) \
+            or isinstance(corpus.val, np.memmap) else None
 
     def _to_device(self, x, y):
+        if self.vocab_size is not None and x.size and max(int(x.max()), int(y.max())) >= self.vocab_size:
+            bad = int(max(x.max(), y.max()))
+            raise DataError(f"the token files of {self.corpus.source} hold id {bad}, outside the vocabulary of "
+                            f"{self.vocab_size} in its meta.json (damaged or from another tokenizer); prepare "
+                            "it again with `python -m train.prepare ... --force`")
         return (tensorlite.tensor(x, dtype=tensorlite.int64, device=self.device),
                 tensorlite.tensor(y, dtype=tensorlite.int64, device=self.device))
 

@@ -29,3 +29,16 @@ class DeviceError(UserError, RuntimeError):
 class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite."""
     exit_code = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop asked for by a signal (Ctrl-C's SIGINT, SIGTERM, SIGHUP): cli_main exits 128 + its number."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+class ResourceError(UserError, MemoryError):
+    """The run needs more memory than the machine has; the message says which flag to lower."""

@@ -21,7 +21,8 @@ import tensorlite
 from tensorlite.optim.lr_scheduler import warmup_cosine_lr
 from train.checkpoint import save_checkpoint, training_state
 from train.cli import option
-from train.errors import TrainingDiverged
+from train.errors import Interrupted, TrainingDiverged
+from train.rundir import RunDirError, os_error_line
 from train.plot import LossPlot
 
 
@@ -36,9 +37,13 @@ class TrainConfig:
     learning_rate: float = option(1e-2, "peak learning rate of AdamW")
     eval_interval: int = option(300, "evaluate every this many steps")
     eval_iters: int = option(200, "batches per split averaged in each evaluation")
-    seed: int = option(1337, "seed of the model's initialisation, dropout and the batch order")
+    seed: int = option(1337, "seed of the model's initialisation, dropout and the batch order (-1: a random one, "
+                             "recorded in the checkpoints)")
     out_dir: str = option("out", "folder for last.ckpt, best.ckpt, log.jsonl and loss.png")
-    resume: bool = option(False, "continue from out_dir/last.ckpt (flags given now override its settings)")
+    resume: bool = option(False, "continue from out_dir/last.ckpt (flags given now override its settings, except "
+                                 "the model's shape)")
+    overwrite: bool = option(False, "start over in an out_dir that holds a run: its checkpoints are replaced at "
+                                    "the first evaluation, its log and loss.png become log.old.jsonl, loss.old.png")
     val_fraction: float = option(0.2, "share of the text (its end) held out for validation")
     weight_decay: float = option(0.0, "AdamW weight decay of matrices (never of biases or norms)")
     beta2: float = option(0.999, "AdamW beta2")
@@ -58,33 +63,41 @@ class TrainConfig:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
+        if self.seed < -1:
+            raise ValueError(f"--seed must be >= 0, or -1 for a random one, got {self.seed}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--grad_clip and --weight_decay must be >= 0")
 
 
-# ---------------------------------------------------------------- Ctrl-C
+# ---------------------------------------------------------------- Ctrl-C, SIGTERM, SIGHUP
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class _Interrupts:
-    """Inside it, the first Ctrl-C only asks the loop to stop at the next step boundary (where the
-    state is consistent and can be saved); a second one interrupts at once."""
+    """Inside it, the first Ctrl-C (or SIGTERM, SIGHUP) only asks the loop to stop at the next step boundary
+    (where the state is consistent and can be saved); a second one interrupts at once."""
 
     def __init__(self):
-        self.requested = False
+        self.requested = None  # the number of the signal that asked to stop
 
     def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        tqdm.write("\nCtrl-C: stopping after this step and saving a checkpoint (press again to stop now)")
+        if self.requested is not None:
+            raise Interrupted(signum)
+        self.requested = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        tqdm.write(f"\n{name}: stopping after this step and saving a checkpoint (press Ctrl-C to stop now)")
 
     def __enter__(self):
-        self._previous = None
+        self._previous = {}
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
         return False
 
 
@@ -161,8 +174,14 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
     plot = LossPlot(out_dir, lr_at=lr_at, print=print) if cfg.plot else None
 
     def checkpoint(path):
-        save_checkpoint(path, {**extra, **training_state(model, optimizer, batches, state.step,
-                                                         state.best_val_loss, state.last_eval_step)})
+        try:
+            save_checkpoint(path, {**extra, **training_state(model, optimizer, batches, state.step,
+                                                             state.best_val_loss, state.last_eval_step)})
+        except OSError as exc:  # atomic_write removed its temporary file: the previous checkpoint is intact
+            need = sum(p.numel() for p in model.parameters()) * 4 * 3  # weights and AdamW's two moments
+            exc.filename = exc.filename or path
+            raise RunDirError(f"{os_error_line(exc)} (a checkpoint needs about {need / 2**20:,.1f} MiB; "
+                              f"the previous {os.path.basename(path)} is kept)") from None
 
     def evaluate():
         losses = estimate_loss(model, batches, cfg.eval_iters)
@@ -177,11 +196,19 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
         improved = losses["val"] < state.best_val_loss
         if improved:
             state.best_val_loss = losses["val"]
-        checkpoint(last_path)
+        # last.ckpt is the commit point, written last: a crash before it loses no best model and no log
+        # line for good (--resume trims the log to last.ckpt's evaluations and redoes the ones after it)
         if improved:
             checkpoint(best_path)
-        with open(log_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            exc.filename = exc.filename or log_path
+            raise RunDirError(os_error_line(exc)) from None
+        checkpoint(last_path)
         if plot is not None:
             plot.update()
         print(f"step {state.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
@@ -202,8 +229,8 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                     evaluate()
                 if state.step >= cfg.max_iters:
                     break
-                if interrupts.requested:
-                    raise KeyboardInterrupt
+                if interrupts.requested is not None:
+                    raise Interrupted(interrupts.requested)
                 in_update = True
                 lr = lr_at(state.step)
                 for group in optimizer.param_groups:
@@ -225,13 +252,14 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                     bar.set_postfix({"loss": f"{value:.4f}", "tokens/s": speed, "lr": f"{lr:.1e}"}, refresh=False)
                 if on_step is not None:
                     on_step(state.step, loss)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         bar.close()
         if in_update:
             print(f"interrupted in the middle of a step; the last checkpoint ({last_path}) is kept")
         else:
             checkpoint(last_path)
             print(f"interrupted at step {state.step}; saved {last_path}; continue with --resume")
+        exc.reported = True  # cli_main says nothing more
         raise
     finally:
         bar.close()

@@ -28,6 +28,19 @@ class PlotError(UserError, ValueError):
 
 
 # ---------------------------------------------------------------- the log
+def parse_record(line):
+    """One log line as a dict, or ValueError saying what is wrong with it (not JSON, not an object, a
+    missing or non-finite step or loss). train.rundir's trim_log reads lines with it too."""
+    record = json.loads(line)  # a json.JSONDecodeError is a ValueError
+    if not isinstance(record, dict):
+        raise ValueError("not a training-log record (a JSON object)")
+    for key in ("step", "train_loss", "val_loss", "lr", "tokens"):
+        value = record.get(key, 0) if key in ("lr", "tokens") else record.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{key!r} should be a finite number, got {value!r}")
+    return record
+
+
 def read_log(path):
     """The evaluations of a log.jsonl as a list of dicts (step, train_loss, val_loss, and lr, tokens, time
     where present), checked line by line. A last line without its newline is skipped: the run that writes
@@ -35,24 +48,22 @@ def read_log(path):
     if not os.path.isfile(path):
         raise PlotError(f"no training log at {path}" + (" (a folder)" if os.path.isdir(path) else ""))
     records = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()
+    except OSError as exc:
+        raise PlotError(f"cannot read {path}: {exc.strerror or exc}") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except ValueError:
+            records.append(parse_record(line))
+        except ValueError as exc:
             if number == len(lines) and not line.endswith("\n"):
                 break  # a line being written
-            raise PlotError(f"{path} line {number} is not JSON: {line.strip()[:60]!r}") from None
-        if not isinstance(record, dict):
-            raise PlotError(f"{path} line {number} is not a training-log record (a JSON object)")
-        for key in ("step", "train_loss", "val_loss", "lr", "tokens"):
-            value = record.get(key, 0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise PlotError(f"{path} line {number}: {key!r} should be a finite number, got {value!r}")
-        records.append(record)
+            what = "is not JSON" if isinstance(exc, json.JSONDecodeError) else f"is damaged ({exc})"
+            raise PlotError(f"{path} line {number} {what}: {line.strip()[:60]!r}; a run resumed with "
+                            "--resume drops a damaged tail") from None
     if not records:
         raise PlotError(f"{path} holds no evaluations yet")
     return records

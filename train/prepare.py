@@ -45,8 +45,9 @@ def main(argv=None):
         prepare(args.corpus, args.src, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
                 min_char_count=args.min_char_count, bpe_sample_bytes=args.bpe_sample_bytes,
                 val_fraction=args.val_fraction, seed=args.seed, force=args.force, quiet=args.quiet)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted: nothing was written to --out", file=sys.stderr)
+        exc.reported = True  # cli_main says nothing more
         raise
 
 

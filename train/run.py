@@ -7,21 +7,21 @@ The model comes from the registry in models/: a fresh one from the config's fiel
 the config stored in the checkpoint, so both go through the same constructor.
 """
 import dataclasses
-import json
 import os
+import secrets
 import shlex
 import time
 
 import tensorlite
-from models import build_model, config_from
+from models import build_model, config_from, model_type as model_type_entry
 from models.sampling import generate_stream
-from tensorlite.serialization import atomic_write
-from train.checkpoint import load_checkpoint, model_from_checkpoint, restore_training_state
+from train.checkpoint import load_checkpoint, restore_training_state
 from train.cli import resolve_device
 from train.data import Batches, load_corpus
-from train.errors import CheckpointError
+from train.errors import CheckpointError, ResourceError
 from train.loop import RunState, make_optimizer, train_loop
 from train.plot import LOG_NAME, PLOT_NAME, PlotError, best_record, read_log
+from train.rundir import RunDir, RunDirError, trim_log
 from train.tokenizers import UnknownCharacterError
 
 
@@ -32,39 +32,134 @@ def make_model(model_type, cfg, vocab_size):
     return build_model(model_type, config), config.to_dict()
 
 
+# ---------------------------------------------------------------- --resume: what may change
+def resumed_config(cfg, given, ckpt, model_type):
+    """The config of a resumed run: the checkpoint's, with the flags given now where they can change (the
+    learning rate, dropout, max_iters, evaluation, ...); a flag that would change the model's shape, or
+    another preset, is refused by name. Returns (config, model config: the checkpoint's with the new dropout)."""
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    saved = type(cfg)(**{k: v for k, v in ckpt["train_config"].items() if k in fields})
+    new = dataclasses.replace(saved, resume=True, overwrite=False,
+                              **{k: getattr(cfg, k) for k in given if k not in ("resume", "overwrite")})
+    last = os.path.join(cfg.out_dir, "last.ckpt")
+    start_over = "start over with --overwrite (or another --out_dir)"
+    if "preset" in given and cfg.preset not in ("auto", getattr(saved, "preset", None)):
+        raise CheckpointError(f"--preset {cfg.preset}: the run in {last} keeps the preset it started with "
+                              f"({getattr(saved, 'preset', None)}); change single settings with their flags, or "
+                              f"{start_over}")
+    model_config = dict(ckpt["model_config"])
+    for f in dataclasses.fields(model_type_entry(model_type).config):
+        name = f.name
+        if name in ("vocab_size", "dropout", "block_size") or name not in given or name not in model_config:
+            continue
+        if getattr(new, name) != model_config[name]:
+            raise CheckpointError(f"--{name} {getattr(new, name)}: the model in {last} has {name} "
+                                  f"{model_config[name]}, and --resume cannot change a model's shape; resume "
+                                  f"without --{name}, or {start_over}")
+    if "block_size" in model_config and new.block_size > model_config["block_size"]:
+        raise CheckpointError(f"--block_size {new.block_size} is longer than the context of the model in {last} "
+                              f"({model_config['block_size']}); resume with --block_size "
+                              f"{model_config['block_size']} or less, or {start_over}")
+    if "dropout" in model_config:
+        model_config["dropout"] = new.dropout
+    if new.max_iters < int(ckpt["step"]):
+        raise CheckpointError(f"--max_iters {new.max_iters} is below the step of {last} ({int(ckpt['step'])}): "
+                              "nothing to train; give a larger --max_iters")
+    return new, model_config
+
+
+# ---------------------------------------------------------------- memory, before allocating it
+def memory_needed(model_type, model_config, cfg):
+    """(bytes of the parameters with their gradients and AdamW's two moments, bytes of a batch's
+    activations): a rough lower estimate from the config, float32 throughout."""
+    c = model_config
+    if model_type == "gpt":
+        d, n_layer, vocab = c["n_embd"], c["n_layer"], c["vocab_size"]
+        params = 12 * n_layer * d * d + 2 * vocab * d + c["block_size"] * d
+        per_token = n_layer * (16 * d + 2 * c["n_head"] * cfg.block_size) + 3 * vocab
+    else:
+        params = c["vocab_size"] ** 2
+        per_token = 3 * c["vocab_size"]
+    return 16 * params, 4 * per_token * cfg.batch_size * cfg.block_size
+
+
+def physical_memory():
+    """The machine's memory in bytes, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(model_type, model_config, cfg, device):
+    """Refuse a run whose model or batch surely does not fit the machine's memory, with the flag to lower."""
+    available = physical_memory() if device == "cpu" else None
+    if not available:
+        return
+    model_bytes, batch_bytes = memory_needed(model_type, model_config, cfg)
+    if model_bytes + batch_bytes > available:
+        gib = 2 ** 30
+        lower = "--batch_size or --block_size" if batch_bytes > model_bytes else "--n_embd or --n_layer"
+        raise ResourceError(f"this run needs at least {(model_bytes + batch_bytes) / gib:,.1f} GiB of memory "
+                            f"(model with gradients and AdamW state {model_bytes / gib:,.1f} GiB, activations of a "
+                            f"batch {batch_bytes / gib:,.1f} GiB), but this machine has {available / gib:,.1f} "
+                            f"GiB; lower {lower}")
+
+
+# ---------------------------------------------------------------- the run
 def run_training(cfg, model_type, given=(), on_step=None, out=print):
     """Everything an entry point does: data, model, optimizer, resume, the loop, a final sample.
 
-    `given` names the flags set on the command line: on --resume they override the checkpoint's settings.
-    `on_step(step, loss)` is passed to the loop (tests use it to interrupt a run). Returns the RunState.
+    `given` names the flags set on the command line: on --resume they override the checkpoint's settings
+    where a resumed run can change them. `on_step(step, loss)` is passed to the loop (tests use it to
+    interrupt a run). Returns the RunState. The out_dir is locked for the whole run (train/rundir.py).
     """
+    if cfg.resume and cfg.overwrite:
+        raise RunDirError("--resume continues the run in --out_dir and --overwrite replaces it: give one of them")
+    with RunDir(cfg.out_dir, print=out) as run_dir:
+        return _run(cfg, model_type, given, on_step, out, run_dir)
+
+
+def _run(cfg, model_type, given, on_step, out, run_dir):
     ckpt = None
     if cfg.resume:
-        ckpt = load_checkpoint(os.path.join(cfg.out_dir, "last.ckpt"), model_type=model_type)
-        saved = type(cfg)(**{k: v for k, v in ckpt["train_config"].items()
-                             if k in {f.name for f in dataclasses.fields(cfg)}})
-        cfg = dataclasses.replace(saved, resume=True, **{k: getattr(cfg, k) for k in given if k != "resume"})
+        run_dir.check_resumable()
+        ckpt = load_checkpoint(run_dir.path("last.ckpt"), model_type=model_type)
+        cfg, model_config = resumed_config(cfg, given, ckpt, model_type)
+    else:
+        run_dir.check_fresh(cfg.overwrite)
     cfg.validate()
+    random_seed = cfg.seed == -1 and ckpt is None
+    if cfg.seed == -1:  # as in train.sample: a random seed, recorded in the checkpoints' config
+        seed = secrets.randbelow(2 ** 31) if ckpt is None else int(ckpt["train_config"].get("seed", 1337))
+        cfg = dataclasses.replace(cfg, seed=seed)  # (a resumed run keeps its seed: its evaluation windows)
     device = resolve_device(cfg.device)
     corpus = load_corpus(cfg.data or None, cfg.val_fraction)
     if ckpt is not None and corpus.tokenizer.to_dict() != ckpt["tokenizer"]:
         raise CheckpointError(f"{cfg.out_dir}/last.ckpt was trained on data with another vocabulary than "
                               f"{corpus.source}; resume with the same --data")
+    if ckpt is None:
+        model_config = config_from(model_type, {**dataclasses.asdict(cfg),
+                                                "vocab_size": corpus.tokenizer.vocab_size}).to_dict()
+    check_memory(model_type, model_config, cfg, device)
     tensorlite.manual_seed(cfg.seed)
     if ckpt is None:
         model, model_config = make_model(model_type, cfg, corpus.tokenizer.vocab_size)
     else:
-        model, model_config = model_from_checkpoint(ckpt), ckpt["model_config"]
+        model = build_model(model_type, model_config)
     model.to(device)
     batches = Batches(corpus, cfg.batch_size, cfg.block_size, device=device, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
     state = RunState()
     if ckpt is not None:
         state = RunState(**restore_training_state(ckpt, model, optimizer, batches))
-        trim_log(os.path.join(cfg.out_dir, "log.jsonl"), state.last_eval_step)
+        trim_log(run_dir.path(LOG_NAME), state.last_eval_step, warn=out)
+    else:
+        run_dir.start_fresh()
 
     preset = getattr(cfg, "preset", None)
-    out(f"device: {device}" + (f"   preset: {preset}" if preset else ""))
+    out(f"device: {device}" + (f"   preset: {preset}" if preset else "")
+        + (f"   seed: {cfg.seed} (random)" if random_seed else ""))
     out(f"model: {model_type}, {model.num_params():,} parameters, config {model_config}")
     out(f"data: {corpus.source}: {len(corpus.train):,} training and {len(corpus.val):,} validation tokens, "
         f"vocabulary {corpus.tokenizer.vocab_size}")
@@ -131,12 +226,3 @@ def run_summary(out_dir, state, seconds, tokens, prompt="Holmes"):
               f"  python -m train.web --checkpoint {best_ckpt}    # a web page; needs pip install -e \".[web]\"",
               f"  python -m train.plot {shlex.quote(out_dir)} OTHER_OUT_DIR    # compare runs on one figure"]
     return "\n".join(lines)
-
-
-def trim_log(path, last_step):
-    """Drop log lines past the checkpoint we resume from (written by a run that died after them)."""
-    if not os.path.exists(path):
-        return
-    with open(path, encoding="utf-8") as f:
-        lines = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-    atomic_write(path, lambda f: f.writelines(lines), mode="w")

@@ -7,6 +7,7 @@ builds the tokenizer (character counts over everything, or a BPE trained on a sa
 the second encodes. A source file that turns out corrupt or truncated is skipped with a warning, and what
 it had already contributed is rolled back.
 """
+import os
 import sys
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from train.corpus.dataset import (FORMAT, FORMAT_VERSION, move_into_place, split_tail, staging_folder,
                                   token_dtype, write_meta)
 from train.corpus.readers import CORRUPT, PrepareError, find_units, split_units, warn
+from train.cli import os_error_line
 from train.corpus.sinks import Batcher, CharCounts, TokenFile
 from train.tokenizers import BPETokenizer, CharTokenizer
 
@@ -160,6 +162,21 @@ def prepare(corpus, src, out, tokenizer="char", vocab_size=8192, min_char_count=
         tok, tok_info = _bpe_tokenizer(run, train_units, vocab_size, bpe_sample_bytes, seed)
     dtype = token_dtype(tok.vocab_size)
 
+    try:
+        meta, nbytes, seconds = _encode(corpus, src, out, tok, tok_info, dtype, units, val_names, split_method,
+                                        run, seed, val_fraction)
+    except OSError as exc:  # staging_folder removed its folder: --out is as it was
+        exc.filename = exc.filename or str(out)
+        need = sum(os.path.getsize(p) for p in {u.path for u in units} if os.path.isfile(p)) * dtype.itemsize
+        raise PrepareError(f"{os_error_line(exc, 'write', '--out')} (the tokens need up to about "
+                           f"{need / 2**20:,.1f} MiB; --out is unchanged)") from None
+    if not quiet:
+        _summary(meta, nbytes, seconds, out)
+    return meta
+
+
+def _encode(corpus, src, out, tok, tok_info, dtype, units, val_names, split_method, run, seed, val_fraction):
+    """Pass 2 into a staging folder, then meta.json and the rename into place: (meta, bytes read, seconds)."""
     with staging_folder(out) as tmp:
         # pass 2: encode every readable file into its split's .bin
         sinks = {s: TokenFile(tmp / f"{s}.bin", tok, dtype) for s in ("train", "val")}
@@ -201,9 +218,7 @@ def prepare(corpus, src, out, tokenizer="char", vocab_size=8192, min_char_count=
         }
         write_meta(tmp, meta)
         move_into_place(tmp, out)
-    if not quiet:
-        _summary(meta, nbytes, seconds, out)
-    return meta
+    return meta, nbytes, seconds
 
 
 def _summary(meta, nbytes, seconds, out):
