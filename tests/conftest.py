@@ -41,3 +41,15 @@ def device(request):
 def _seed():
     tensorlite.manual_seed(0)
     yield
+
+
+# A tiny corpus for the training tests: a few characters, repeated, so a run of a few steps learns something.
+TINY_TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    """A UTF-8 text file holding TINY_TEXT, for --data."""
+    path = tmp_path / "text.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return str(path)

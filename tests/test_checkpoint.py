@@ -255,3 +255,12 @@ def test_chat_at_the_end_of_input_exits_0_quietly(run, stdin):
     proc = program("train.chat", "--checkpoint", str(run[1] / "last.ckpt"), "--device", "cpu", stdin=source)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0 and b"Traceback" not in err, err
+
+
+@pytest.mark.parametrize("key, value", [("learning_rate", "fast"), ("batch_size", 2.5), ("lr_decay", "yes")])
+def test_a_train_config_value_of_the_wrong_type_is_refused_on_resume(run, tmp_path, capsys, key, value):
+    out = tmp_path / "out"
+    shutil.copytree(run[1], out)
+    rewrite(run[1] / "last.ckpt", out / "last.ckpt", lambda raw: raw["train_config"].update({key: value}))
+    assert cli_main(train_gpt.main, gpt_argv(run[0], out, "--resume", "--max_iters", "6")) == 2
+    assert f"train_config.{key} is {value!r}" in one_error_line(capsys)

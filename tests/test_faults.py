@@ -17,15 +17,7 @@ from train.checkpoint import load_checkpoint
 from train.cli import cli_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and signals")
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return str(path)
 
 
 def argv(data, out_dir, *extra):  # a tiny GPT with dropout: the random generators must resume too

@@ -8,7 +8,6 @@ from hypothesis import given, strategies as st
 
 import tensorlite as tl
 import tensorlite.nn as nn
-import tensorlite.nn.functional as F
 from strategies import array, leaf, seeds
 
 

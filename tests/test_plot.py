@@ -13,7 +13,6 @@ from train import plot as P
 from train.cli import cli_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -54,13 +53,6 @@ def no_matplotlib(monkeypatch):
 def bigram_argv(data, out_dir, *extra):
     return ["--data", data, "--out_dir", str(out_dir), "--max_iters", "20", "--eval_interval", "10",
             "--eval_iters", "2", "--learning_rate", "0.1", "--sample_tokens", "0", *extra]
-
-
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return str(path)
 
 
 # ---------------------------------------------------------------- the log

@@ -16,13 +16,6 @@ from train.rundir import LOCK_NAME
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 30
 
 
-@pytest.fixture
-def text_file(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return str(path)
-
-
 def bigram_argv(data, out_dir, *extra):
     return ["--data", data, "--out_dir", str(out_dir), "--device", "cpu", "--max_iters", "6", "--eval_interval",
             "3", "--eval_iters", "2", "--learning_rate", "0.1", "--sample_tokens", "0", "--no-plot", *extra]

@@ -108,17 +108,22 @@ def test_map_location(device, tmp_path):
         tl.load(tmp_path / "x", map_location="tpu")
 
 
-@pytest.mark.skipif(tl.cuda.is_available(), reason="checks the message shown where CUDA is missing")
-def test_cuda_checkpoint_without_cuda_says_use_map_location(tmp_path):
-    tl.save({"t": tl.tensor([1.0])}, tmp_path / "x")
-    # rewrite the header as if the tensor had been saved on a GPU
-    with np.load(tmp_path / "x") as npz:
+def as_if_saved_on_cuda(path):
+    """Rewrite the header of a file holding one tensor "t" as if the tensor had been saved on a GPU."""
+    with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files}
     header = json.loads(arrays["__tensorlite__"].tobytes())
     header["tree"]["t"]["device"] = "cuda:0"
     arrays["__tensorlite__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    with open(tmp_path / "x", "wb") as f:
+    with open(path, "wb") as f:
         np.savez(f, **arrays)
+
+
+
+@pytest.mark.skipif(tl.cuda.is_available(), reason="checks the message shown where CUDA is missing")
+def test_cuda_checkpoint_without_cuda_says_use_map_location(tmp_path):
+    tl.save({"t": tl.tensor([1.0])}, tmp_path / "x")
+    as_if_saved_on_cuda(tmp_path / "x")
     with pytest.raises(RuntimeError, match="map_location='cpu'"):
         tl.load(tmp_path / "x")
     assert tl.load(tmp_path / "x", map_location="cpu")["t"].device == "cpu"
@@ -383,12 +388,6 @@ def test_a_fifo_or_a_device_is_refused_without_blocking(tmp_path):
 def test_cuda_tensors_load_anywhere_with_map_location_and_keep_their_bits(tmp_path):
     t = tl.tensor([[1.0, -2.5]], requires_grad=True)
     tl.save({"t": t}, tmp_path / "x")
-    with np.load(tmp_path / "x") as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    header = json.loads(arrays["__tensorlite__"].tobytes())
-    header["tree"]["t"]["device"] = "cuda:0"
-    arrays["__tensorlite__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    with open(tmp_path / "x", "wb") as f:
-        np.savez(f, **arrays)
+    as_if_saved_on_cuda(tmp_path / "x")
     back = tl.load(tmp_path / "x", map_location="cpu")["t"]
     assert back.device == "cpu" and back.requires_grad and back.numpy().tobytes() == t.numpy().tobytes()

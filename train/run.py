@@ -37,7 +37,13 @@ def resumed_config(cfg, given, ckpt, model_type):
     """The config of a resumed run: the checkpoint's, with the flags given now where they can change (the
     learning rate, dropout, max_iters, evaluation, ...); a flag that would change the model's shape, or
     another preset, is refused by name. Returns (config, model config: the checkpoint's with the new dropout)."""
+    defaults = type(cfg)()
     fields = {f.name for f in dataclasses.fields(cfg)}
+    for k, v in ckpt["train_config"].items():
+        want = type(getattr(defaults, k)) if k in fields else None
+        if want is not None and not (type(v) is want or (want is float and type(v) is int)):
+            raise CheckpointError(f"{os.path.join(cfg.out_dir, 'last.ckpt')}: train_config.{k} is {v!r}, not a "
+                                  f"{want.__name__}; the file is damaged: start over with --overwrite")
     saved = type(cfg)(**{k: v for k, v in ckpt["train_config"].items() if k in fields})
     new = dataclasses.replace(saved, resume=True, overwrite=False,
                               **{k: getattr(cfg, k) for k in given if k not in ("resume", "overwrite")})
