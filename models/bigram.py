@@ -17,6 +17,10 @@ class BigramConfig:
             raise ValueError(f"vocab_size must be a positive integer, got {self.vocab_size}")
         self.vocab_size = int(self.vocab_size)
 
+    def num_params(self):
+        """The parameters a model of this config has (the vocab x vocab table), computed without building it."""
+        return self.vocab_size ** 2
+
     def to_dict(self):
         return asdict(self)
 

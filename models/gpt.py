@@ -59,6 +59,13 @@ class GPTConfig:
         if self.activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
 
+    def num_params(self):
+        """The parameters a GPT of this config has, computed without building it (to refuse, before allocating,
+        one that cannot fit): embeddings, per block attention 4e^2 + MLP 8e^2 + two layer norms, final norm, head."""
+        v, b, e, n = self.vocab_size, self.block_size, self.n_embd, self.n_layer
+        per_block = 12 * e * e + 4 * e + self.bias * 9 * e
+        return v * e + b * e + n * per_block + 2 * e + e * v + self.bias * v
+
     def to_dict(self):
         return asdict(self)
 

@@ -57,6 +57,15 @@ keep_freed_host_memory()
 
 # ---------------------------------------------------------------- host threads
 _pool = None
+def physical_memory():
+    """This machine's RAM in bytes, or None where the system does not say: the limit used to refuse, before
+    allocating, a model, batch or file that cannot fit."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 host_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 

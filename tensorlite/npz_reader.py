@@ -25,6 +25,8 @@ import zlib
 
 import numpy as np
 
+from .backend import physical_memory
+
 MARKER = "__tensorlite__"
 FORMAT = "tensorlite"
 VERSION = 1
@@ -33,18 +35,11 @@ MAX_HEADER_BYTES = 64 << 20    # the JSON tree: a GPT's checkpoint needs a few t
 MAX_NPY_HEADER = 1 << 16       # a .npy header is ~128 bytes; numpy itself refuses above 10 kB by default
 MAX_DEPTH = 100                # nesting of the JSON tree (a checkpoint needs ~6); save refuses deeper objects
 ARRAY_TYPES = ("tensor", "ndarray", "scalar")
+UNKNOWN_MEMORY = 64 << 30      # the default max_bytes where the system does not say how much memory it has
 
 
 class CheckpointError(RuntimeError):
     """A file could not be loaded as a tensorlite checkpoint (missing, truncated, foreign or corrupted)."""
-
-
-def physical_memory():
-    """This machine's RAM in bytes (the default limit on what a file may make us allocate)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return 64 << 30
 
 
 def gigabytes(n):
@@ -77,7 +72,7 @@ def open_regular(path):
 
 def read_file(path, max_bytes=None):
     """(header dict, {name: array}) of the arrays the header's tree refers to; see the module docstring."""
-    limit = physical_memory() if max_bytes is None else int(max_bytes)
+    limit = (physical_memory() or UNKNOWN_MEMORY) if max_bytes is None else int(max_bytes)
     with open_regular(path) as f:
         magic = f.read(4)
         _check_magic(magic, path)

@@ -218,3 +218,15 @@ def test_bigram_config_and_a_bare_vocab_size_agree():
 
 def test_context_size_is_what_generation_feeds_the_model():
     assert BigramLanguageModel(5).context_size == 1 and GPT(tiny_config(block_size=4)).context_size == 4
+
+
+@pytest.mark.parametrize("name, values", [
+    ("gpt", dict(vocab_size=65, block_size=16, n_embd=32, n_layer=2, n_head=4)),
+    ("gpt", dict(vocab_size=7, block_size=5, n_embd=12, n_layer=3, n_head=3, bias=False, norm="pre",
+                 activation="gelu")),
+    ("bigram", dict(vocab_size=11)),
+])
+def test_a_config_counts_its_parameters_without_building_the_model(name, values):
+    from models import build_model, config_from
+    config = config_from(name, values)
+    assert config.num_params() == build_model(name, config).num_params()

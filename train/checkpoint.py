@@ -63,7 +63,7 @@ def load_checkpoint(path, map_location=None, model_type=None):
     for key in ("tokenizer", "model"):
         ckpt[key]  # noqa: B018 (a missing entry raises, naming it)
     checks.check_weights(path, "model", ckpt["model"])
-    checks.check_model_size(path, ckpt["model_type"], config, ckpt["model"])
+    checks.check_model_size(path, config, ckpt["model"])
     ckpt.tokenizer = checks.check_tokenizer(path, ckpt["tokenizer"], getattr(config, "vocab_size", None))
     ckpt["tokenizer"] = ckpt.tokenizer.to_dict()  # canonical: an old file's pattern text becomes its name
     checks.check_training_fields(path, ckpt)

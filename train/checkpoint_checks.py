@@ -14,7 +14,8 @@ import numpy as np
 
 import tensorlite
 from models import MODELS
-from tensorlite.npz_reader import gigabytes, physical_memory
+from tensorlite.backend import physical_memory
+from tensorlite.npz_reader import gigabytes
 from train.errors import CheckpointError
 from train.tokenizers import tokenizer_from_dict
 
@@ -58,23 +59,13 @@ def check_model_config(path, model_type, values):
         raise fail(path, "model_config", f"is invalid: {exc}") from None
 
 
-def param_count(model_type, config):
-    """The parameters a model of this config has, computed without building it."""
-    if model_type == "bigram":
-        return config.vocab_size ** 2
-    v, b, e, n = config.vocab_size, config.block_size, config.n_embd, config.n_layer
-    bias = bool(getattr(config, "bias", True))
-    per_block = 12 * e * e + 4 * e + bias * 9 * e  # attention 4e², MLP 8e², two layer norms (+ biases)
-    return v * e + b * e + n * per_block + 2 * e + e * v + bias * v
-
-
-def check_model_size(path, model_type, config, weights):
+def check_model_size(path, config, weights):
     """Refuse, before allocating, a model that would not fit in memory or is far bigger than its weights."""
-    params = param_count(model_type, config)
+    params = config.num_params()
     stored = sum(int(np.prod(t.shape)) for t in weights.values())
     itemsize = max([t.data.dtype.itemsize for t in weights.values()] or [4])
     need, memory = params * itemsize, physical_memory()
-    if need > memory:
+    if memory and need > memory:
         raise fail(path, "model_config", f"declares a model of {params:,} parameters, which needs {gigabytes(need)} "
                    f"of memory, more than this machine's {gigabytes(memory)}")
     if params > 2 * stored + 4096:

@@ -13,6 +13,7 @@ import shlex
 import time
 
 import tensorlite
+from tensorlite.backend import physical_memory
 from models import build_model, config_from, model_type as model_type_entry
 from models.sampling import generate_stream
 from train.checkpoint import load_checkpoint, restore_training_state
@@ -79,22 +80,12 @@ def memory_needed(model_type, model_config, cfg):
     """(bytes of the parameters with their gradients and AdamW's two moments, bytes of a batch's
     activations): a rough lower estimate from the config, float32 throughout."""
     c = model_config
+    params = config_from(model_type, c).num_params()
     if model_type == "gpt":
-        d, n_layer, vocab = c["n_embd"], c["n_layer"], c["vocab_size"]
-        params = 12 * n_layer * d * d + 2 * vocab * d + c["block_size"] * d
-        per_token = n_layer * (16 * d + 2 * c["n_head"] * cfg.block_size) + 3 * vocab
+        per_token = c["n_layer"] * (16 * c["n_embd"] + 2 * c["n_head"] * cfg.block_size) + 3 * c["vocab_size"]
     else:
-        params = c["vocab_size"] ** 2
         per_token = 3 * c["vocab_size"]
     return 16 * params, 4 * per_token * cfg.batch_size * cfg.block_size
-
-
-def physical_memory():
-    """The machine's memory in bytes, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def check_memory(model_type, model_config, cfg, device):
