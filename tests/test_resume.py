@@ -143,7 +143,8 @@ def test_seed_minus_one_is_a_random_seed_recorded_in_the_checkpoint(text_file, t
 
 # ---------------------------------------------------------------- a damaged log
 @pytest.mark.parametrize("junk", [b'{"step": 6, "train_lo', b"\xff\xfe\x00junk\n", b'{"train_loss": 1.0}\n',
-                                  b"[1, 2]\n"])
+                                  b"[1, 2]\n", b"[" * 100_000 + b"]" * 100_000 + b"\n",
+                                  b'{"step": 1' + b"0" * 400 + b', "train_loss": 1.0, "val_loss": 1.0}\n'])
 def test_resume_drops_a_damaged_log_tail_with_a_warning(text_file, tmp_path, capsys, junk):
     out = tmp_path / "run"
     train_bigram.main(bigram_argv(text_file, out, "--max_iters", "3"))

@@ -30,15 +30,31 @@ class PlotError(UserError, ValueError):
 # ---------------------------------------------------------------- the log
 def parse_record(line):
     """One log line as a dict, or ValueError saying what is wrong with it (not JSON, not an object, a
-    missing or non-finite step or loss). train.rundir's trim_log reads lines with it too."""
-    record = json.loads(line)  # a json.JSONDecodeError is a ValueError
+    missing, negative or non-finite step or loss). The log is untrusted input: a line nested deeper than the
+    parser goes, or an int too large for a float, is a damaged line too. train.rundir's trim_log and the web
+    page read lines with it too."""
+    try:
+        record = json.loads(line)  # a json.JSONDecodeError is a ValueError
+    except RecursionError:
+        raise ValueError("nested too deeply to be a training-log record") from None
     if not isinstance(record, dict):
         raise ValueError("not a training-log record (a JSON object)")
     for key in ("step", "train_loss", "val_loss", "lr", "tokens"):
         value = record.get(key, 0) if key in ("lr", "tokens") else record.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{key!r} should be a finite number, got {value!r}")
+        if not _finite_number(value):
+            raise ValueError(f"{key!r} should be a finite number, got {str(value)[:40]}")
+    if record["step"] < 0:
+        raise ValueError(f"'step' should be >= 0, got {record['step']}")
     return record
+
+
+def _finite_number(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def read_log(path):

@@ -11,13 +11,13 @@ text (`make_generate`) needs no Gradio at all, so it is tested without a browser
 127.0.0.1 (this machine only) unless --host says otherwise; it makes no public share link and sends no analytics.
 """
 import argparse
-import json
 import math
 import os
 import sys
 import time
 
 from train.cli import cli_main
+from train.plot import parse_record
 from train.errors import UserError
 
 INSTALL_HINT = 'the web page needs Gradio: install it with  pip install -e ".[web]"'
@@ -53,13 +53,6 @@ LOG_LIMIT = 32 << 20     # bytes: a run logs ~150 bytes an evaluation, so a bigg
 MAX_POINTS = 2000        # evaluations plotted at most (evenly thinned beyond that); a browser draws them quickly
 
 
-def _finite(value):
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:                           # an int too large for a float: no step or loss of ours
-        return False
-
-
 def load_loss_curve(checkpoint):
     """The run's evaluations from the log.jsonl beside `checkpoint`: (rows, note).
 
@@ -83,11 +76,8 @@ def load_loss_curve(checkpoint):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except (ValueError, RecursionError):        # not JSON, or nested deeper than the parser goes
-            record = None
-        if not (isinstance(record, dict) and all(_finite(record.get(k)) for k in ("step", "train_loss", "val_loss"))
-                and record["step"] >= 0):
+            record = parse_record(line)
+        except ValueError:                          # not a whole evaluation: a run killed mid-write, or junk
             skipped += 1
             continue
         row = (int(record["step"]), float(record["train_loss"]), float(record["val_loss"]))
