@@ -143,9 +143,9 @@ class Batches:
             or isinstance(corpus.val, np.memmap) else None
 
     def _to_device(self, x, y):
-        if self.vocab_size is not None and x.size and max(int(x.max()), int(y.max())) >= self.vocab_size:
-            bad = int(max(x.max(), y.max()))
-            raise DataError(f"the token files of {self.corpus.source} hold id {bad}, outside the vocabulary of "
+        top = max(int(x.max()), int(y.max())) if self.vocab_size is not None and x.size else None
+        if top is not None and top >= self.vocab_size:
+            raise DataError(f"the token files of {self.corpus.source} hold id {top}, outside the vocabulary of "
                             f"{self.vocab_size} in its meta.json (damaged or from another tokenizer); prepare "
                             "it again with `python -m train.prepare ... --force`")
         return (tensorlite.tensor(x, dtype=tensorlite.int64, device=self.device),
