@@ -39,6 +39,12 @@ def fields_from(config_cls, exclude=()):
             for f in dataclasses.fields(config_cls) if f.name not in exclude]
 
 
+def check_seed(seed):
+    """--seed: a seed >= 0, or -1 for a random one (the same meaning in every program); UserError otherwise."""
+    if seed < -1:
+        raise UserError(f"--seed must be >= 0, or -1 for a random one, got {seed}")
+
+
 def build_parser(config_cls, description=None, presets=None):
     """An argparse parser with one --flag per dataclass field; bools get --flag / --no-flag."""
     parser = argparse.ArgumentParser(description=description or config_cls.__doc__,

@@ -20,7 +20,7 @@ from tqdm import tqdm
 import tensorlite
 from tensorlite.optim.lr_scheduler import warmup_cosine_lr
 from train.checkpoint import save_checkpoint, training_state
-from train.cli import option
+from train.cli import check_seed, option
 from train.errors import Interrupted, TrainingDiverged
 from train.rundir import RunDirError, os_error_line
 from train.plot import LossPlot
@@ -63,8 +63,7 @@ class TrainConfig:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
-        if self.seed < -1:
-            raise ValueError(f"--seed must be >= 0, or -1 for a random one, got {self.seed}")
+        check_seed(self.seed)
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--grad_clip and --weight_decay must be >= 0")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from models.sampling import generate_stream
 from train.checkpoint import load_checkpoint_model
-from train.cli import cli_main, option, parse_config
+from train.cli import check_seed, cli_main, option, parse_config
 from train.errors import UserError
 
 MAX_NEW_TOKENS = 1_000_000  # a million tokens is hours of generation: more is a typo
@@ -48,8 +48,7 @@ def check_generation_config(cfg):
         raise UserError(f"--max_new_tokens must be between 0 and {MAX_NEW_TOKENS:,}, got {cfg.max_new_tokens}")
     if cfg.top_k < 0:
         raise UserError(f"--top_k must be >= 0 (0: all tokens), got {cfg.top_k}")
-    if cfg.seed < -1:
-        raise UserError(f"--seed must be >= 0, or -1 for a random one, got {cfg.seed}")
+    check_seed(cfg.seed)
 
 
 def stdout_closed():
