@@ -15,6 +15,7 @@ import numpy as np
 from . import autograd, backend
 from .dtypes import KIND_DEFAULT, bool_, check_requires_grad, float16, float32, float64, int32, int64, is_float
 from .ops import elementwise as E
+from .tensor_extra import TensorExtra
 from .tensor_math import TensorMath
 from .tensor_operators import TensorOperators
 from .tensor_shape import TensorShape
@@ -36,7 +37,7 @@ def _to_array(data, dtype=None, device=None):
         return backend.xp_for(device).asarray(data, dtype=dtype, order="C")
 
 
-class Tensor(TensorOperators, TensorMath, TensorShape):
+class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
     __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected operators
 

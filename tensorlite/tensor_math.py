@@ -6,12 +6,19 @@ A mixin of ``Tensor``. It needs from the class: ``data``, ``device``, ``dtype``,
 """
 from collections import namedtuple
 
-from ._checks import broadcast_shape, wrap_dim
+import numpy as np
+
+from ._checks import broadcast_shape, normalize_dims, wrap_dim
 from .dtypes import bool_, default_float, int64, is_float
 from .ops import elementwise as E, reduce as R
 from .ops.softmax import LogSoftmax, Softmax
 
 ReturnTypes = namedtuple("ReturnTypes", ["values", "indices"])
+
+
+def _all_if_empty(dim):
+    """dim=[] or () means every dim, as in PyTorch (NumPy's axis=() would mean none)."""
+    return None if isinstance(dim, (tuple, list)) and len(dim) == 0 else dim
 
 
 class TensorMath:
@@ -64,50 +71,90 @@ class TensorMath:
         return self._binary(E.Minimum, other)
 
     def clamp(self, min=None, max=None):
+        """Bounds are numbers or tensors (broadcasting, differentiable in all three, as in PyTorch)."""
         if min is None and max is None:
-            raise ValueError("clamp() needs min, max or both")
+            raise RuntimeError("clamp(): at least one of 'min' or 'max' must not be None")
+        if isinstance(min, TensorMath) or isinstance(max, TensorMath):
+            return self._clamp_tensors(min, max)
         if not is_float(self.dtype) and any(isinstance(v, float) for v in (min, max)):
             return self.to(default_float).clamp(min, max)  # int tensor, float bounds: a float result, as in PyTorch
         return E.Clamp.apply(self, min=min, max=max)
 
     clip = clamp
 
+    def _clamp_tensors(self, min, max):
+        bounds = [self._other(b) for b in (min, max) if b is not None]
+        x = self
+        for b in bounds:  # the dtype all three meet in
+            x = x._promote(b)[0]
+        bounds = [b if b.dtype == x.dtype else b.to(x.dtype) for b in bounds]
+        return E.ClampTensor.apply(x, *bounds, has_min=min is not None, has_max=max is not None)
+
     def masked_fill(self, mask, value):
+        """`value` where `mask` holds; a 0-d tensor value is differentiable (its gradient: the filled places' sum)."""
         mask = self._array(mask)
         if mask.dtype != bool:
             raise TypeError(f"masked_fill() needs a bool mask, got dtype {mask.dtype}")
         broadcast_shape((mask.shape, self.shape), f"masked_fill(): mask of shape {mask.shape} does not broadcast "
                                                   f"to {self.shape}")
+        if isinstance(value, TensorMath):
+            if value.ndim != 0:
+                raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got a tensor with "
+                                   f"{value.ndim} dimension(s); pass a number or a 0-d tensor")
+            return E.MaskedFill.apply(self, value, mask=mask, value=None)
         return E.MaskedFill.apply(self, mask=mask, value=value)
 
     def sign(self):
+        """-1, 0 or 1; for floats its gradient is 0 everywhere (PyTorch's), for ints and bools a plain copy."""
+        if is_float(self.dtype):
+            return E.Rounding.apply(self, op=self.xp.sign)
         return self.wrap(self.xp.sign(self.data), self.device)
 
     # ------------------------------------------------------------ reductions
     def sum(self, dim=None, keepdim=False, dtype=None):
+        """Integer and bool sums are int64 unless `dtype` says otherwise (PyTorch's rule); dim=[] is every dim."""
+        return R.Sum.apply(self._reduce_input(dtype), dim=_all_if_empty(dim), keepdim=keepdim)
+
+    def _reduce_input(self, dtype):
+        if dtype is not None:
+            return self if np.dtype(dtype) == self.dtype else self.to(dtype)
+        return self if is_float(self.dtype) or self.dtype == int64 else self.to(int64)
+
+    def mean(self, dim=None, keepdim=False, dtype=None):
         x = self if dtype is None else self.to(dtype)
-        if x.dtype == bool_:
-            x = x.to(int64)
-        return R.Sum.apply(x, dim=dim, keepdim=keepdim)
+        if not is_float(x.dtype):
+            raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be a floating point dtype, "
+                               f"got {x.dtype}; convert with .float() or pass dtype=")
+        return R.Mean.apply(x, dim=_all_if_empty(dim), keepdim=keepdim)
 
-    def mean(self, dim=None, keepdim=False):
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        """PyTorch's overloads: var(dim, unbiased, keepdim), var(dim, *, correction, keepdim), var(unbiased)."""
+        x, params = self._var_args("var", dim, unbiased, keepdim, correction)
+        return R.Var.apply(x, **params)
+
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        x, params = self._var_args("std", dim, unbiased, keepdim, correction)
+        return R.Std.apply(x, **params)
+
+    def _var_args(self, name, dim, unbiased, keepdim, correction):
+        if isinstance(dim, bool):  # var(False): the only positional argument is `unbiased`
+            dim, unbiased = None, dim
+        if unbiased is not None and not isinstance(unbiased, bool):
+            raise TypeError(f"{name}(): the second positional argument is `unbiased` (a bool), got {unbiased!r}; "
+                            f"pass keepdim= and correction= by keyword")
+        if unbiased is not None and correction is not None:
+            raise TypeError(f"{name}(): give either unbiased or correction, not both")
         if not is_float(self.dtype):
-            raise RuntimeError(f"mean() needs a floating-point tensor, got {self.dtype}; convert with .float()")
-        return R.Mean.apply(self, dim=dim, keepdim=keepdim)
-
-    def var(self, dim=None, keepdim=False, unbiased=True, correction=None):
-        if not is_float(self.dtype):
-            raise RuntimeError(f"var()/std() need a floating-point tensor, got {self.dtype}; convert with .float()")
-        c = (1 if unbiased else 0) if correction is None else correction
-        return R.Var.apply(self, dim=dim, keepdim=keepdim, correction=c)
-
-    def std(self, dim=None, keepdim=False, unbiased=True, correction=None):
-        return self.var(dim, keepdim, unbiased, correction).sqrt()
+            raise RuntimeError(f"{name}(): std and var only support floating point dtypes, got {self.dtype}; "
+                               "convert with .float()")
+        c = (0 if unbiased is False else 1) if correction is None else correction
+        return self, {"dim": _all_if_empty(dim), "keepdim": keepdim, "correction": c}
 
     def _extreme(self, dim, keepdim, is_min):
-        values = R.Max.apply(self, dim=dim, keepdim=keepdim, is_min=is_min)
-        if dim is None or not isinstance(dim, int):
-            return values
+        name = "min" if is_min else "max"
+        if dim is None or not isinstance(dim, int):  # max() splits ties; max(dim) sends them to its index
+            return R.Max.apply(self, dim=_all_if_empty(dim), keepdim=keepdim, is_min=is_min, split_ties=True, name=name)
+        values = R.Max.apply(self, dim=dim, keepdim=keepdim, is_min=is_min, split_ties=False, name=name)
         index = (self.xp.argmin if is_min else self.xp.argmax)(self.data, axis=dim)
         if keepdim and self.ndim:  # (a 0-d tensor has no axis to keep: its index stays 0-d, like its value)
             index = self.xp.expand_dims(index, dim)
@@ -125,25 +172,30 @@ class TensorMath:
         return self._extreme(dim, keepdim, is_min=True)
 
     def amax(self, dim=None, keepdim=False):
-        return R.Max.apply(self, dim=dim, keepdim=keepdim, is_min=False)
+        """The maximum over dims; tied maxima share the gradient evenly (PyTorch's convention)."""
+        return R.Max.apply(self, dim=_all_if_empty(dim), keepdim=keepdim, is_min=False, split_ties=True, name="amax")
 
     def amin(self, dim=None, keepdim=False):
-        return R.Max.apply(self, dim=dim, keepdim=keepdim, is_min=True)
+        return R.Max.apply(self, dim=_all_if_empty(dim), keepdim=keepdim, is_min=True, split_ties=True, name="amin")
 
     def logsumexp(self, dim, keepdim=False):
         return R.LogSumExp.apply(self._as_float(), dim=dim, keepdim=keepdim)
 
     def argmax(self, dim=None, keepdim=False):
-        return self._arg(self.xp.argmax, dim, keepdim)
+        return self._arg("argmax", dim, keepdim)
 
     def argmin(self, dim=None, keepdim=False):
-        return self._arg(self.xp.argmin, dim, keepdim)
+        return self._arg("argmin", dim, keepdim)
 
-    def _arg(self, fn, dim, keepdim):
-        index = fn(self.data, axis=dim)
-        if keepdim and dim is not None:
-            index = self.xp.expand_dims(index, dim)
-        return self.wrap(self.xp.asarray(index).astype(int64), self.device)
+    def _arg(self, name, dim, keepdim):
+        dims = normalize_dims(dim, self.ndim)
+        R.check_nonempty(name, self.data, dims, dim is None)
+        index = getattr(self.xp, name)(self.data, axis=None if dim is None else dims[0] if dims else None)
+        index = self.xp.asarray(index).astype(int64)
+        if keepdim:  # without a dim, every dim is kept as 1 (PyTorch's (1, 1, ...) shape)
+            index = index.reshape(self.shape[:dims[0]] + (1,) + self.shape[dims[0] + 1:]) \
+                if dim is not None and dims else index.reshape((1,) * self.ndim)
+        return self.wrap(index, self.device)
 
     def all(self):
         return self.wrap(self.xp.asarray(self.data.all()), self.device)

@@ -342,7 +342,7 @@ def test_gelu_rejects_an_unknown_approximation(device):
 
 
 def test_clamp_needs_a_bound(device):
-    with pytest.raises(ValueError, match="min, max"):
+    with pytest.raises(RuntimeError, match="min.*max"):
         tl.ones(2, device=device).clamp()
 
 

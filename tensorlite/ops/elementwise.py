@@ -39,6 +39,8 @@ class Binary(Function):
 
 
 class Add(Binary):
+    saves_inputs = False  # backward needs only the shapes
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a + b
@@ -51,6 +53,8 @@ class Add(Binary):
 
 
 class Sub(Binary):
+    saves_inputs = False
+
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
         return a - b
@@ -88,6 +92,8 @@ class Div(Binary):
 
 
 class Neg(Function):
+    saves_inputs = False
+
     def forward(self, a):
         return -a
 
@@ -97,6 +103,8 @@ class Neg(Function):
 
 
 class Pow(Binary):
+    saves_output = True  # backward reads a, b and a^b
+
     def forward(self, a, b):
         self.a, self.b = a, b
         self.out = a ** b
@@ -118,6 +126,8 @@ class Pow(Binary):
 
 
 class Exp(Function):
+    saves_inputs, saves_output = False, True
+
     def forward(self, a):
         self.out = get_array_module(a).exp(a)
         return self.out
@@ -138,6 +148,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_inputs, saves_output = False, True
+
     def forward(self, a):
         self.out = get_array_module(a).sqrt(a)
         return self.out
@@ -158,6 +170,8 @@ class Abs(Function):
 
 
 class Tanh(Function):
+    saves_inputs, saves_output = False, True
+
     def forward(self, a):
         self.out = get_array_module(a).tanh(a)
         return self.out
@@ -168,6 +182,8 @@ class Tanh(Function):
 
 
 class Sigmoid(Function):
+    saves_inputs, saves_output = False, True
+
     def forward(self, a):
         xp = get_array_module(a)
         # with e = exp(-|a|) <= 1 nothing overflows, and for very negative a the result
@@ -182,6 +198,8 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
+    saves_inputs = False  # backward reads its own mask
+
     def forward(self, a):
         xp = get_array_module(a)
         self.mask = a > 0
@@ -221,29 +239,43 @@ class GELU(Function):
 
 
 class Maximum(Binary):
+    """max(a, b) elementwise. Where a == b the gradient is split, half to each (PyTorch's convention:
+    the subgradient in the middle of [0, 1], and the one that keeps max(a, b) = max(b, a) symmetric)."""
+    saves_inputs = False  # backward reads its own masks
+
     def forward(self, a, b):
         xp = get_array_module(a)
         self.shapes = a.shape, b.shape
-        self.a_wins = a >= b  # ties send the gradient to `a`, as a deterministic choice
+        self.masks = self._masks(a, b)
         return xp.maximum(a, b)
 
-    # d max(a, b) = 1 for the larger input, 0 for the other
+    @staticmethod
+    def _masks(a, b):
+        return a > b, b > a, a == b  # a wins, b wins, tie
+
+    # d max(a, b) = 1 for the larger input, 0 for the other, 1/2 each at a tie
     def backward(self, g):
         sa, sb = self.shapes
-        return (unbroadcast(_select(self.a_wins, g), sa) if self.needs_input_grad[0] else None,
-                unbroadcast(_select(~self.a_wins, g), sb) if self.needs_input_grad[1] else None)
+        a_wins, b_wins, tie = self.masks
+        half = _select(tie, g) * 0.5 if tie.any() else None
+        def grad(wins, shape):
+            out = _select(wins, g)
+            return unbroadcast(out if half is None else out + half, shape)
+        return (grad(a_wins, sa) if self.needs_input_grad[0] else None,
+                grad(b_wins, sb) if self.needs_input_grad[1] else None)
 
 
 class Minimum(Maximum):
     def forward(self, a, b):
         xp = get_array_module(a)
         self.shapes = a.shape, b.shape
-        self.a_wins = a <= b
+        self.masks = self._masks(b, a)  # a wins where it is the smaller one
         return xp.minimum(a, b)
 
 
 class Where(Function):
     """where(cond, a, b): cond is a constant boolean array."""
+    saves_inputs = False
 
     @classmethod
     def apply(cls, a, b, cond):
@@ -264,20 +296,33 @@ class Where(Function):
 
 
 class MaskedFill(Function):
-    """a with `value` wherever `mask` is true; mask and a broadcast together (as in PyTorch)."""
+    """a with `value` wherever `mask` is true; mask and a broadcast together (as in PyTorch).
 
-    def forward(self, a):
+    The value is either a constant (the keyword `value`) or a second input, a 0-d tensor, which then
+    gets a gradient too: the sum of the output's gradient over the filled places."""
+    saves_inputs = False
+
+    def forward(self, a, value=None):
         xp = get_array_module(a)
         self.shape = a.shape
-        return xp.where(self.mask, xp.asarray(self.value, dtype=a.dtype), a)
+        v = xp.asarray(self.value if value is None else value).astype(a.dtype, copy=False)
+        return xp.where(self.mask, v, a)
 
-    # 1 where the mask kept a, 0 where the value replaced it
+    # 1 where the mask kept a, 0 where the value replaced it; the value gets what the mask selected
     def backward(self, g):
         xp = get_array_module(g)
-        return unbroadcast(xp.where(self.mask, xp.zeros((), dtype=g.dtype), g), self.shape)
+        zero = xp.zeros((), dtype=g.dtype)
+        ga = unbroadcast(xp.where(self.mask, zero, g), self.shape) if self.needs_input_grad[0] else None
+        if len(self.needs_input_grad) == 1:
+            return ga
+        gv = xp.where(self.mask, g, zero).sum() if self.needs_input_grad[1] else None
+        return ga, gv
 
 
 class Clamp(Function):
+    """clamp with Python-number bounds (either may be None)."""
+    saves_inputs = False  # backward reads its own mask
+
     def forward(self, a):
         xp = get_array_module(a)
         self.inside = xp.ones(a.shape, dtype=bool)
@@ -287,12 +332,60 @@ class Clamp(Function):
             self.inside &= a <= self.max
         return xp.clip(a, self.min, self.max).astype(a.dtype, copy=False)
 
-    # gradient flows only where the input was inside [min, max]
+    # gradient flows only where the input was inside [min, max] (bounds included, as in PyTorch)
     def backward(self, g):
         return _select(self.inside, g)
 
 
+class ClampTensor(Function):
+    """clamp(a, lo, hi) = min(max(a, lo), hi) with tensor bounds that broadcast; inputs are (a, lo, hi),
+    (a, lo) or (a, hi) as `has_min` / `has_max` say. Each element's gradient goes to the one input whose
+    value the output took: hi where max(a, lo) > hi, else lo where a < lo, else a (so a keeps it at a bound,
+    as with number bounds; PyTorch's convention)."""
+    saves_inputs = False  # backward reads its own masks
+
+    def forward(self, a, *bounds):
+        xp = get_array_module(a)
+        bounds = list(bounds)
+        lo = bounds.pop(0) if self.has_min else None
+        hi = bounds.pop(0) if self.has_max else None
+        self.shapes = [a.shape] + [b.shape for b in (lo, hi) if b is not None]
+        out = a
+        self.low = self.high = None
+        if lo is not None:
+            self.low = a < lo
+            out = xp.maximum(out, lo)
+        if hi is not None:
+            self.high = out > hi
+            out = xp.minimum(out, hi)
+        if self.low is not None and self.high is not None:
+            self.low = self.low & ~self.high
+        return xp.broadcast_to(out, check_broadcast("clamp", *self.shapes)).astype(a.dtype)
+
+    def backward(self, g):
+        taken = [m for m in (self.low, self.high) if m is not None]
+        kept = ~taken[0] if len(taken) == 1 else ~(taken[0] | taken[1])
+        grads = [unbroadcast(_select(m, g), s) if need else None
+                 for m, s, need in zip([kept] + taken, self.shapes, self.needs_input_grad)]
+        return tuple(grads)
+
+
+class Rounding(Function):
+    """floor, ceil, round, trunc, sign (`op`, a function of the array): piecewise constant, so the
+    gradient is 0 everywhere (PyTorch returns zeros too, rather than refusing the backward)."""
+    saves_inputs = False
+
+    def forward(self, a):
+        self.shape, self.dtype = a.shape, a.dtype
+        return self.op(a)
+
+    def backward(self, g):
+        return get_array_module(g).zeros(self.shape, dtype=self.dtype)
+
+
 class Cast(Function):
+    saves_inputs = False
+
     def forward(self, a):
         self.src = a.dtype
         return a.astype(self.dtype)

@@ -1,5 +1,6 @@
 """Reductions over one axis, several axes, or all of them (dim=None)."""
 import math
+
 from .._checks import normalize_dims
 from ..autograd import Function
 from ..backend import get_array_module
@@ -20,6 +21,8 @@ def _expand_back(g, shape, dims, keepdim):
 
 
 class Sum(Function):
+    saves_inputs = False  # backward needs only the shape
+
     def forward(self, a):
         self.shape = a.shape
         self.dims = normalize_dims(self.dim, a.ndim)
@@ -31,6 +34,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saves_inputs = False
+
     def forward(self, a):
         self.shape = a.shape
         self.dims = normalize_dims(self.dim, a.ndim)
@@ -45,6 +50,9 @@ class Mean(Function):
 
 
 class Var(Function):
+    """Variance with `correction` (N - correction in the denominator, clamped at 0 as in PyTorch)."""
+    saves_inputs = False  # backward reads its own centred copy
+
     def forward(self, a):
         self.dims = normalize_dims(self.dim, a.ndim)
         n = 1
@@ -56,20 +64,67 @@ class Var(Function):
 
     # d var / da = 2 (a - mean) / (N - correction)  (the mean's own term sums to zero)
     def backward(self, g):
+        return _keep_dims(g, self.centered.shape, self.dims, self.keepdim) * self._dvar()
+
+    def _dvar(self):
         c = self.centered
-        scale = 2 / self.denom if self.denom else math.inf  # N <= correction: nan, like the forward
-        return _keep_dims(g, c.shape, self.dims, self.keepdim) * scale * c
+        if not self.denom:  # N <= correction: PyTorch's gradient is +inf, nan where a equals the mean
+            return abs(c) * math.inf
+        return c * (2 / self.denom)
 
 
-class Max(Function):
-    """max (or min, with is_min) over dims; the gradient goes to one arg-max per slice."""
+class Std(Var):
+    """sqrt(var): d std = d var / (2 std), and 0 where std is 0 (a constant slice), as in PyTorch,
+    instead of 0 * inf = nan."""
+    saves_output = True
 
     def forward(self, a):
         xp = get_array_module(a)
-        if a.size == 0:
-            raise RuntimeError("max()/min() of an empty tensor: the reduction has no identity")
+        self.out = xp.sqrt(super().forward(a))
+        return self.out
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = self.out
+        zero = out == 0
+        scale = g / (2 * xp.where(zero, 1, out))
+        scale = xp.where(zero, xp.zeros((), dtype=scale.dtype), scale)
+        return _keep_dims(scale, self.centered.shape, self.dims, self.keepdim) * self._dvar()
+
+
+def check_nonempty(name, a, dims, all_dims):
+    """PyTorch's errors for max/amax/... over nothing: no identity to return."""
+    if all_dims and a.size == 0:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0 (the tensor "
+                           f"is empty). Specify the reduction dim with the 'dim' argument.")
+    for d in dims:
+        if a.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size.")
+
+
+class Max(Function):
+    """max (or min, with is_min) over dims.
+
+    Gradient conventions, both PyTorch's: with `split_ties` (amax, amin, and max()/min() without a dim)
+    the gradient of a slice is shared evenly among all elements equal to its maximum; without it
+    (max(dim) / min(dim), which also return indices) it goes only to the element the index names, the
+    first maximum of the slice.
+    """
+    saves_inputs = False  # backward reads its own mask or index
+
+    def forward(self, a):
+        xp = get_array_module(a)
         self.shape = a.shape
         self.dims = normalize_dims(self.dim, a.ndim)
+        check_nonempty(self.name, a, self.dims, self.dim is None)
+        if self.split_ties:
+            reduce = a.min if self.is_min else a.max
+            out = reduce(axis=self.dims, keepdims=True)
+            self.winners = a == out
+            if a.dtype.kind == "f":  # a slice holding nan has the max nan; the nans share its gradient
+                self.winners |= xp.isnan(a) & xp.isnan(out)
+            self.count = self.winners.sum(axis=self.dims, keepdims=True)
+            return out if self.keepdim else out.reshape(tuple(n for i, n in enumerate(a.shape) if i not in self.dims))
         # move reduced axes last and flatten them, so one argmax finds the winner
         kept = [i for i in range(a.ndim) if i not in self.dims]
         self.perm = kept + list(self.dims)
@@ -80,9 +135,12 @@ class Max(Function):
             out = out.reshape(tuple(1 if i in self.dims else n for i, n in enumerate(a.shape)))
         return out
 
-    # d max = 1 at the arg-max, 0 elsewhere
+    # d max = 1 at the arg-max (or 1/k at each of k tied maxima), 0 elsewhere
     def backward(self, g):
         xp = get_array_module(g)
+        if self.split_ties:
+            share = _keep_dims(g, self.shape, self.dims, self.keepdim) / self.count.astype(g.dtype)
+            return xp.where(self.winners, share, xp.zeros((), dtype=g.dtype))
         kept_shape = tuple(self.shape[i] for i in self.perm[:len(self.perm) - len(self.dims)])
         width = 1
         for d in self.dims:
@@ -97,12 +155,17 @@ class Max(Function):
 
 
 class LogSumExp(Function):
+    saves_output = True  # backward reads the input and the (kept-dims) output
+
     def forward(self, a):
         xp = get_array_module(a)
         self.dims = normalize_dims(self.dim, a.ndim)
-        m = a.max(axis=self.dims, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, 0)  # all -inf slices give -inf, not nan
-        out = xp.log(xp.exp(a - m).sum(axis=self.dims, keepdims=True)) + m
+        if any(a.shape[d] == 0 for d in self.dims):  # the log of an empty sum: -inf, as in PyTorch
+            out = xp.full(tuple(1 if i in self.dims else n for i, n in enumerate(a.shape)), -math.inf, dtype=a.dtype)
+        else:
+            m = a.max(axis=self.dims, keepdims=True)
+            m = xp.where(xp.isfinite(m), m, 0)  # all -inf slices give -inf, not nan
+            out = xp.log(xp.exp(a - m).sum(axis=self.dims, keepdims=True)) + m
         self.a, self.out = a, out
         return out if self.keepdim else out.reshape(tuple(n for i, n in enumerate(a.shape) if i not in self.dims))
 
