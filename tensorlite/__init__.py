@@ -10,10 +10,14 @@ from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_
 from .dtypes import (bool_, double, float16, float32, float64, half, int8, int16, int32, int64, long,
                      uint8)
 from .tensor import Tensor
-from .functions import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, exp, flatten, gelu, log,
-                        log_softmax, logsumexp, masked_fill, matmul, max, maximum, mean, min, minimum, permute,
-                        pow, relu, reshape, sigmoid, sign, softmax, split, sqrt, squeeze, stack, std, sum, tanh,
-                        transpose, unsqueeze, var, where)
+from .functions import (abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, cat, ceil, chunk, clamp,
+                        clip, cos, cumsum, div, divide, eq, equal, erf, exp, expm1, flatten, floor, gather, ge, gelu,
+                        greater, greater_equal, gt, isclose, isfinite, isinf, isnan, le, less, less_equal, log,
+                        log10, log1p, log2, log_softmax, logical_and, logical_not, logical_or, logical_xor,
+                        logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mul, multiply, ne, neg,
+                        negative, not_equal, permute, pow, prod, reciprocal, relu, reshape, round, rsqrt, sigmoid,
+                        sign, sin, softmax, sort, split, sqrt, square, squeeze, stack, std, sub, subtract, sum, tanh,
+                        topk, transpose, true_divide, trunc, unsqueeze, var, where)
 from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace,
                        multinomial, ones, ones_like, rand, randint, randn, randperm, tensor, tril, triu, zeros,
                        zeros_like)

@@ -1,6 +1,8 @@
 """Functions of tensors that are not methods of one: cat, stack, where; and the functional spellings
 of the methods (``tensorlite.exp(x)`` is ``x.exp()``), as PyTorch has both.
 """
+import builtins
+
 from ._checks import wrap_dim
 from .ops import elementwise as E, shape as S
 from .tensor import Tensor
@@ -32,7 +34,7 @@ def _check_same(tensors, name):
     tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{name}() needs a non-empty sequence of tensors")
-    if not all(isinstance(t, Tensor) for t in tensors):
+    if not builtins.all(isinstance(t, Tensor) for t in tensors):  # (all is shadowed below)
         raise TypeError(f"{name}() takes a sequence of tensors")
     return tensors
 
@@ -69,8 +71,33 @@ def gelu(x, approximate="none"):
     return x.gelu(approximate)
 
 
+# ---------------------------------------------------------------- binary functions: either side may be a number
+def _binary(name):
+    def f(a, b, **kwargs):
+        if not isinstance(a, Tensor):
+            if not isinstance(b, Tensor):
+                raise TypeError(f"{name}() needs at least one tensor argument, got {type(a).__name__} and "
+                                f"{type(b).__name__}")
+            a = b._other(a)  # a number or array on the left: a tensor with the dtype the operator would give it
+        return getattr(a, name)(b, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"tensorlite.{name}(a, b, ...) is a.{name}(b, ...); a may be a number when b is a tensor"
+    return f
+
+
+add, sub, subtract, mul, multiply, div, divide, true_divide, pow, maximum, minimum = (
+    _binary(n) for n in ("add", "sub", "subtract", "mul", "multiply", "div", "divide", "true_divide", "pow", "maximum",
+                         "minimum"))
+eq, ne, lt, le, gt, ge = (_binary(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
+not_equal, less, less_equal, greater, greater_equal = (
+    _binary(n) for n in ("not_equal", "less", "less_equal", "greater", "greater_equal"))
+logical_and, logical_or, logical_xor = (_binary(n) for n in ("logical_and", "logical_or", "logical_xor"))
+equal, isclose, allclose = (_binary(n) for n in ("equal", "isclose", "allclose"))
+
+
 # ---------------------------------------------------------------- tensorlite.f(x, ...) is x.f(...)
-# (sum, max, min, abs and pow shadow Python's built-ins from here on; nothing in this module uses those.)
+# (sum, max, min, abs, pow, round, all and any shadow Python's built-ins from here on; this module uses them
+# only through `builtins`.)
 def _method(name):
     def f(x, *args, **kwargs):
         return getattr(x, name)(*args, **kwargs)
@@ -79,11 +106,19 @@ def _method(name):
     return f
 
 
-exp, log, sqrt, abs, tanh, sigmoid, relu, sign, pow = (
-    _method(n) for n in ("exp", "log", "sqrt", "abs", "tanh", "sigmoid", "relu", "sign", "pow"))
-clamp, maximum, minimum, masked_fill = (_method(n) for n in ("clamp", "maximum", "minimum", "masked_fill"))
-sum, mean, var, std, max, min, amax, amin, logsumexp, argmax, argmin = (
-    _method(n) for n in ("sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "argmax", "argmin"))
+exp, log, sqrt, rsqrt, abs, tanh, sigmoid, relu, sign = (
+    _method(n) for n in ("exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu", "sign"))
+sin, cos, erf, log1p, expm1, log2, log10, reciprocal, square, neg, negative = (
+    _method(n) for n in ("sin", "cos", "erf", "log1p", "expm1", "log2", "log10", "reciprocal", "square", "neg",
+                         "negative"))
+floor, ceil, round, trunc = (_method(n) for n in ("floor", "ceil", "round", "trunc"))
+clamp, clip, masked_fill = (_method(n) for n in ("clamp", "clip", "masked_fill"))
+sum, mean, var, std, max, min, amax, amin, logsumexp, argmax, argmin, prod, cumsum = (
+    _method(n) for n in ("sum", "mean", "var", "std", "max", "min", "amax", "amin", "logsumexp", "argmax", "argmin",
+                         "prod", "cumsum"))
+gather, sort, argsort, topk = (_method(n) for n in ("gather", "sort", "argsort", "topk"))
+isnan, isinf, isfinite, logical_not = (_method(n) for n in ("isnan", "isinf", "isfinite", "logical_not"))
+all, any = _method("all"), _method("any")
 reshape, permute, transpose, unsqueeze, squeeze, flatten = (
     _method(n) for n in ("reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten"))
 softmax, log_softmax = _method("softmax"), _method("log_softmax")

@@ -203,6 +203,28 @@ class TensorMath:
     def any(self):
         return self.wrap(self.xp.asarray(self.data.any()), self.device)
 
+    # ------------------------------------------------------------ NumPy ufuncs
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """np.exp(t), np.multiply(t, t), ndarray + t: the Tensor operation of the same name, so the result is a
+        Tensor that keeps the graph (PyTorch also returns a Tensor). A ufunc without a Tensor meaning, or a
+        ufunc method such as np.add.reduce, raises TypeError instead of silently returning an ndarray.
+        out= is accepted only for ndarrays and tensors that do not require grad (a plain NumPy computation)."""
+        name = ufunc.__name__
+        if method == "__call__" and "out" in kwargs and len(kwargs) == 1 and not any(
+                getattr(x, "requires_grad", False) for x in inputs):
+            arrays = [np.asarray(x) if isinstance(x, TensorMath) else x for x in inputs]
+            return ufunc(*arrays, out=tuple(np.asarray(o) if isinstance(o, TensorMath) else o for o in kwargs["out"]))
+        op = _UFUNCS.get(name) if method == "__call__" and not kwargs else None
+        if op is None:
+            what = f"np.{name}.{method}" if method != "__call__" else f"np.{name}" + (
+                f" with {', '.join(kwargs)}=" if kwargs else "")
+            raise TypeError(f"{what} is not supported on tensorlite tensors (it would drop the autograd graph); use "
+                            f"the Tensor method or tensorlite function, or convert with .numpy() / .detach().numpy()")
+        # every operand becomes a tensor; a NumPy scalar counts as a Python number (PyTorch's dtype rule)
+        args = [x if isinstance(x, TensorMath) else self._other(x.item() if isinstance(x, np.generic) else x)
+                for x in inputs]
+        return op(*args)
+
     def softmax(self, dim):
         """exp(x) / sum(exp(x)) along `dim`, computed without overflow."""
         return Softmax.apply(self._floating("softmax"), dim=wrap_dim(dim, self.ndim, "softmax"))
@@ -210,3 +232,21 @@ class TensorMath:
     def log_softmax(self, dim):
         """x - logsumexp(x) along `dim`: finite for any finite logits (unlike log(softmax(x)))."""
         return LogSoftmax.apply(self._floating("log_softmax"), dim=wrap_dim(dim, self.ndim, "log_softmax"))
+
+
+# NumPy ufunc name -> the Tensor operation (every operand already a Tensor)
+_UFUNCS = {
+    "add": lambda a, b: a + b, "subtract": lambda a, b: a - b, "multiply": lambda a, b: a * b,
+    "true_divide": lambda a, b: a / b, "divide": lambda a, b: a / b, "floor_divide": lambda a, b: a // b,
+    "remainder": lambda a, b: a % b, "power": lambda a, b: a ** b, "matmul": lambda a, b: a @ b,
+    "maximum": lambda a, b: a.maximum(b), "minimum": lambda a, b: a.minimum(b),
+    "equal": lambda a, b: a == b, "not_equal": lambda a, b: a != b, "less": lambda a, b: a < b,
+    "less_equal": lambda a, b: a <= b, "greater": lambda a, b: a > b, "greater_equal": lambda a, b: a >= b,
+    "logical_and": lambda a, b: a.logical_and(b), "logical_or": lambda a, b: a.logical_or(b),
+    "logical_xor": lambda a, b: a.logical_xor(b), "bitwise_and": lambda a, b: a & b, "bitwise_or": lambda a, b: a | b,
+    "logical_not": lambda a: a.logical_not(), "invert": lambda a: ~a, "negative": lambda a: -a,
+    "positive": lambda a: +a, "absolute": lambda a: a.abs(), "rint": lambda a: a.round(),
+}
+for _name in ("exp", "log", "sqrt", "tanh", "sin", "cos", "sign", "square", "log1p", "expm1", "log2", "log10",
+              "reciprocal", "floor", "ceil", "trunc", "isnan", "isinf", "isfinite"):
+    _UFUNCS[_name] = getattr(TensorMath, _name, None) or (lambda n: lambda a: getattr(a, n)())(_name)
