@@ -143,7 +143,7 @@ class TensorExtra:
             idx = self.xp.clip(idx, 0, max(size - 1, 0))  # (a check deferred on a GPU: keep the kernel in bounds)
         return S.Gather.apply(self, dim=d, index=idx)
 
-    def sort(self, dim=-1, descending=False, stable=True):
+    def sort(self, dim=-1, descending=False, *, stable=True):
         """(values, indices) along `dim`; always stable (equal values keep their order), nan last ascending."""
         d = wrap_dim(dim, self.ndim, "sort")
         if self.ndim == 0:
@@ -152,7 +152,7 @@ class TensorExtra:
         return SortResult(S.Gather.apply(self, dim=d, index=index), self.wrap(index, self.device))
 
     def argsort(self, dim=-1, descending=False, stable=True):
-        return self.sort(dim, descending, stable).indices
+        return self.sort(dim, descending).indices
 
     def topk(self, k, dim=-1, largest=True, sorted=True):
         """The k largest (or smallest) values along `dim` and their indices, largest first. Among equal values

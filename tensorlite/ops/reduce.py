@@ -26,7 +26,7 @@ class Sum(Function):
     def forward(self, a):
         self.shape = a.shape
         self.dims = normalize_dims(self.dim, a.ndim)
-        return a.sum(axis=self.dims, keepdims=self.keepdim)
+        return a.sum(axis=self.dims, keepdims=self.keepdim, dtype=a.dtype)  # (NumPy would widen int32)
 
     # every input element contributes with weight 1
     def backward(self, g):

@@ -15,7 +15,7 @@ class Prod(Function):
     def forward(self, a):
         self.a = a
         self.axis = self.dim
-        self.out = a.prod(axis=self.axis, keepdims=True)
+        self.out = a.prod(axis=self.axis, keepdims=True, dtype=a.dtype)
         return self.out if self.keepdim else self.out.reshape(_reduced(a.shape, self.axis))
 
     def backward(self, g):
@@ -44,7 +44,7 @@ class CumSum(Function):
     def forward(self, a):
         if a.ndim == 0:
             return a.copy()
-        return a.cumsum(axis=self.dim)
+        return a.cumsum(axis=self.dim, dtype=a.dtype)
 
     # a[i] appears in every out[j] with j >= i, so d a[i] = g[i] + g[i+1] + ...: a cumsum from the end
     def backward(self, g):
