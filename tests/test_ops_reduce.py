@@ -61,6 +61,49 @@ def test_var_std(device, kind, sd, keepdim, seed, form):
     assert tl.gradcheck(fn, x)
 
 
+@pytest.mark.parametrize("kind", ["var", "std"])
+@pytest.mark.parametrize("values", [[2.0, 2.0, 2.0], [2.0, 2.0], [[1.0, 1.0], [0.0, 3.0]], [1.5], [1.0, 2.0], [1.0, 2.0, 4.0]])
+@pytest.mark.parametrize("correction", [0, 1, 2, 3])
+def test_var_std_of_constant_and_tiny_inputs_against_torch(device, kind, values, correction):
+    # a constant slice has std 0 and gradient 0 (not 0 * inf = nan). N <= correction has no meaningful answer:
+    # values and gradients follow PyTorch's reduction over a dim (its dim=None path differs at N <= correction)
+    torch = pytest.importorskip("torch")
+    x, xt = leaf(np.array(values), device), torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    dim = -1
+    with np.errstate(all="ignore"):
+        y = getattr(x, kind)(dim, correction=correction)
+        y.sum().backward()
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore")
+        yt = getattr(xt, kind)(dim, correction=correction)
+        yt.sum().backward()
+    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-14)
+    assert (np.signbit(x.grad.numpy()) == np.signbit(xt.grad.numpy())).all()
+
+
+def test_std_of_a_constant_has_zero_gradient(device):
+    x = leaf(np.full((2, 3), 4.0), device)
+    x.std().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("kind", ["var", "std"])
+def test_var_std_positional_overloads_as_torch(device, kind):
+    torch = pytest.importorskip("torch")
+    x_np = np.arange(12.0).reshape(3, 4) ** 1.5
+    x, xt = tl.tensor(x_np, device=device), torch.tensor(x_np)
+    for call in (lambda t: getattr(t, kind)(1, False), lambda t: getattr(t, kind)(1, True, True),
+                 lambda t: getattr(t, kind)(False), lambda t: getattr(t, kind)(True), lambda t: getattr(t, kind)(),
+                 lambda t: getattr(t, kind)(0, keepdim=True, correction=0), lambda t: getattr(t, kind)(dim=(0, 1)),
+                 lambda t: getattr(t, kind)(1, unbiased=False, keepdim=True)):
+        out, ref = call(x), call(xt)
+        assert out.shape == tuple(ref.shape)
+        np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-12)
+    with pytest.raises(TypeError):
+        getattr(x, kind)(1, 0)  # an int where `unbiased` goes: PyTorch refuses it too
+
+
 def test_var_of_too_few_elements_is_nan_not_a_crash(device):
     # N <= correction: PyTorch gives nan (with a warning); backward must not raise ZeroDivisionError
     x = tl.tensor([1.5], dtype=tl.float64, device=device, requires_grad=True)
@@ -110,13 +153,55 @@ def test_max_gradient_goes_only_to_the_arg_max(device, op):
     np.testing.assert_array_equal(x.grad.numpy(), expected)
 
 
-def test_max_with_ties_sends_the_whole_gradient_to_one_element(device):
+def test_max_dim_with_ties_sends_the_whole_gradient_to_its_index(device):
+    # max(dim) / min(dim) return indices, and PyTorch sends each slice's gradient to the element the index names
     x = tl.tensor([[1.0, 1.0], [2.0, 2.0]], dtype=tl.float64, device=device, requires_grad=True)
     values, indices = x.max(1)
     values.sum().backward()
     g = x.grad.numpy()
     assert g.sum() == 2 and ((g == 0) | (g == 1)).all()
     np.testing.assert_array_equal(g.argmax(axis=1), indices.numpy())  # it goes where the index points
+
+
+# Ties: PyTorch's convention, not the finite difference's (which would see a kink and average one-sided slopes
+# in a way that depends on the step): amax/amin and max()/min() without a dim share a slice's gradient evenly
+# among its tied maxima; max(dim)/min(dim) send it to the returned index. The gradchecks above use distinct
+# values, so they never straddle a tie; these compare against PyTorch (or its rule written out) at ties.
+TIES = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+TIE_CASES = {
+    "max()": lambda t: t.max(), "min()": lambda t: t.min(), "amax()": lambda t: t.amax(),
+    "amax(1)": lambda t: t.amax(1), "amin(0)": lambda t: t.amin(0), "amin((0, 1))": lambda t: t.amin((0, 1)),
+    "max(1)": lambda t: t.max(1).values, "min(1)": lambda t: t.min(1)[0], "max(0, keepdim)": lambda t: t.max(0, True)[0],
+    "amax(-1, keepdim)": lambda t: t.amax(-1, keepdim=True),
+}
+
+
+@pytest.mark.parametrize("name", TIE_CASES)
+def test_ties_against_torch(device, name):
+    torch = pytest.importorskip("torch")
+    fn = TIE_CASES[name]
+    for x_np in (TIES, -TIES, np.full((2, 3), 0.5)):
+        x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
+        y, yt = fn(x), fn(xt)
+        np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+        w = np.arange(1.0, 1.0 + y.data.size).reshape(y.shape)  # a different weight per output
+        (y * tl.tensor(w, device=device)).sum().backward()
+        (yt * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-15)
+
+
+def test_amax_ties_split_evenly(device):
+    x = leaf(TIES, device)
+    x.amax(1).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+
+
+def test_amax_with_nan_gives_nan_and_the_nans_share_the_gradient(device):
+    x = leaf(np.array([1.0, np.nan, 3.0, np.nan]), device)
+    y = x.amax()
+    assert np.isnan(y.item())
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5, 0.0, 0.5])
 
 
 def test_max_of_a_tensor_is_max_of_two_tensors(device):
@@ -210,9 +295,69 @@ def test_max_of_empty_tensor(device):
         tl.zeros(0, device=device).max()
 
 
+ZERO_SIZE = {
+    "max()": lambda t: t.max(), "amax()": lambda t: t.amax(), "amin()": lambda t: t.amin(), "min()": lambda t: t.min(),
+    "amax(1)": lambda t: t.amax(1), "amax(0)": lambda t: t.amax(0), "max(1)": lambda t: t.max(1).values,
+    "max(0)": lambda t: t.max(0).values, "amin(1)": lambda t: t.amin(1), "min(1)": lambda t: t.min(1).values,
+    "argmax(1)": lambda t: t.argmax(1), "argmax()": lambda t: t.argmax(), "argmin(0)": lambda t: t.argmin(0),
+    "logsumexp(1)": lambda t: t.logsumexp(1), "logsumexp(0)": lambda t: t.logsumexp(0),
+    "logsumexp((0, 1))": lambda t: t.logsumexp((0, 1)), "logsumexp(1, keepdim)": lambda t: t.logsumexp(1, True),
+    "sum(1)": lambda t: t.sum(1), "mean(1)": lambda t: t.mean(1), "std(1)": lambda t: t.std(1),
+}
+
+
+@pytest.mark.parametrize("name", ZERO_SIZE)
+def test_zero_size_dims_like_torch(device, name):
+    # PyTorch's answer where it has one (logsumexp of nothing is -inf, a reduction over a non-empty dim of an
+    # empty tensor is empty) and its exception type where it has none (IndexError / RuntimeError)
+    torch = pytest.importorskip("torch")
+    fn = ZERO_SIZE[name]
+    try:
+        ref = fn(torch.zeros(2, 0, dtype=torch.float64, requires_grad=True))
+    except (IndexError, RuntimeError) as e:
+        with pytest.raises(type(e)):
+            fn(leaf(np.zeros((2, 0)), device))
+        return
+    x = leaf(np.zeros((2, 0)), device)
+    with np.errstate(all="ignore"):
+        out = fn(x)
+    assert out.shape == tuple(ref.shape)
+    np.testing.assert_array_equal(out.numpy(), ref.detach().numpy())
+    if out.requires_grad:
+        with np.errstate(all="ignore"):
+            out.sum().backward()
+        assert x.grad.shape == (2, 0)
+
+
 def test_mean_of_ints_asks_for_a_float(device):
     with pytest.raises(RuntimeError, match="int64"):
         tl.tensor([1, 2], device=device).mean()
+    out = tl.tensor([1, 2], device=device).mean(dtype=tl.float64)  # unless a dtype is given, as in PyTorch
+    assert out.dtype == tl.float64 and out.item() == 1.5
+
+
+@pytest.mark.parametrize("name", ["argmax", "argmin"])
+@pytest.mark.parametrize("shape", [(3, 4), (5,), (), (2, 1, 3)])
+def test_argmax_keepdim_without_dim_like_torch(device, name, shape):
+    torch = pytest.importorskip("torch")
+    x_np = np.random.default_rng(0).standard_normal(shape)
+    for kwargs in ({"keepdim": True}, {}, {"dim": 0, "keepdim": True}, {"dim": -1}):
+        if not shape and "dim" in kwargs:
+            continue
+        out, ref = getattr(tl.tensor(x_np, device=device), name)(**kwargs), getattr(torch.tensor(x_np), name)(**kwargs)
+        assert out.shape == tuple(ref.shape) and out.dtype == tl.int64
+        np.testing.assert_array_equal(out.numpy(), ref.numpy())
+
+
+@pytest.mark.parametrize("dim", [[], ()])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_sum_over_an_empty_dim_list_reduces_everything(device, dim, keepdim):
+    x_np = np.arange(6.0).reshape(2, 3)
+    x = leaf(x_np, device)
+    close(x.sum(dim=dim, keepdim=keepdim), np.sum(x_np, keepdims=keepdim))
+    close(x.mean(dim, keepdim), np.mean(x_np, keepdims=keepdim))
+    close(x.amax(dim, keepdim), np.max(x_np, keepdims=keepdim))
+    assert tl.gradcheck(lambda t: t.sum(dim=dim, keepdim=keepdim), x)
 
 
 @pytest.mark.parametrize("keepdim", [False, True])

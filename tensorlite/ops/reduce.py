@@ -50,7 +50,7 @@ class Mean(Function):
 
 
 class Var(Function):
-    """Variance with `correction` (N - correction in the denominator, clamped at 0 as in PyTorch)."""
+    """Variance with `correction`: the sum of squares over max(N - correction, 0), as in PyTorch."""
     saves_inputs = False  # backward reads its own centred copy
 
     def forward(self, a):
@@ -58,19 +58,19 @@ class Var(Function):
         n = 1
         for d in self.dims:
             n *= a.shape[d]
-        self.denom = max(n - self.correction, 0)
+        self.dof = n - self.correction
         self.centered = a - a.mean(axis=self.dims, keepdims=True)
-        return (self.centered ** 2).sum(axis=self.dims, keepdims=self.keepdim) / self.denom
+        return (self.centered ** 2).sum(axis=self.dims, keepdims=self.keepdim) / max(self.dof, 0)
 
     # d var / da = 2 (a - mean) / (N - correction)  (the mean's own term sums to zero)
     def backward(self, g):
         return _keep_dims(g, self.centered.shape, self.dims, self.keepdim) * self._dvar()
 
     def _dvar(self):
+        # N <= correction has no meaningful variance; the formula is kept as PyTorch's backward writes it
+        # (N - correction unclamped: inf where it is 0, a negative factor below), so the gradients agree
         c = self.centered
-        if not self.denom:  # N <= correction: PyTorch's gradient is +inf, nan where a equals the mean
-            return abs(c) * math.inf
-        return c * (2 / self.denom)
+        return c * math.inf if self.dof == 0 else c * (2 / self.dof)
 
 
 class Std(Var):
@@ -95,7 +95,7 @@ class Std(Var):
 def check_nonempty(name, a, dims, all_dims):
     """PyTorch's errors for max/amax/... over nothing: no identity to return."""
     if all_dims and a.size == 0:
-        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0 (the tensor "
+        raise (IndexError if name.startswith("arg") else RuntimeError)(f"{name}(): Expected reduction dim to be specified for input.numel() == 0 (the tensor "
                            f"is empty). Specify the reduction dim with the 'dim' argument.")
     for d in dims:
         if a.shape[d] == 0:
@@ -128,7 +128,10 @@ class Max(Function):
         # move reduced axes last and flatten them, so one argmax finds the winner
         kept = [i for i in range(a.ndim) if i not in self.dims]
         self.perm = kept + list(self.dims)
-        flat = a.transpose(self.perm).reshape(tuple(a.shape[i] for i in kept) + (-1,))
+        width = 1
+        for d in self.dims:
+            width *= a.shape[d]
+        flat = a.transpose(self.perm).reshape(tuple(a.shape[i] for i in kept) + (width,))
         self.index = (flat.argmin if self.is_min else flat.argmax)(axis=-1)
         out = xp.take_along_axis(flat, self.index[..., None], axis=-1)[..., 0]
         if self.keepdim:
