@@ -15,7 +15,7 @@ from .functions import (abs, add, all, allclose, amax, amin, any, argmax, argmin
                         greater, greater_equal, gt, isclose, isfinite, isinf, isnan, le, less, less_equal, log,
                         log10, log1p, log2, log_softmax, logical_and, logical_not, logical_or, logical_xor,
                         logsumexp, lt, masked_fill, matmul, max, maximum, mean, min, minimum, mul, multiply, ne, neg,
-                        negative, not_equal, permute, pow, prod, reciprocal, relu, reshape, round, rsqrt, sigmoid,
+                        negative, norm, not_equal, permute, pow, prod, reciprocal, relu, reshape, round, rsqrt, sigmoid,
                         sign, sin, softmax, sort, split, sqrt, square, squeeze, stack, std, sub, subtract, sum, tanh,
                         topk, transpose, true_divide, trunc, unsqueeze, var, where)
 from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace,

@@ -118,7 +118,7 @@ sum, mean, var, std, max, min, amax, amin, logsumexp, argmax, argmin, prod, cums
                          "prod", "cumsum"))
 gather, sort, argsort, topk = (_method(n) for n in ("gather", "sort", "argsort", "topk"))
 isnan, isinf, isfinite, logical_not = (_method(n) for n in ("isnan", "isinf", "isfinite", "logical_not"))
-all, any = _method("all"), _method("any")
+all, any, norm = _method("all"), _method("any"), _method("norm")
 reshape, permute, transpose, unsqueeze, squeeze, flatten = (
     _method(n) for n in ("reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten"))
 softmax, log_softmax = _method("softmax"), _method("log_softmax")

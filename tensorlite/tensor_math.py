@@ -197,11 +197,27 @@ class TensorMath:
                 if dim is not None and dims else index.reshape((1,) * self.ndim)
         return self.wrap(index, self.device)
 
-    def all(self):
-        return self.wrap(self.xp.asarray(self.data.all()), self.device)
+    def norm(self, p="fro", dim=None, keepdim=False):
+        """The vector p-norm over dims (all by default): p = 2 / 'fro' (gradient 0 at 0, as in PyTorch), 1, inf."""
+        x, dim = self._floating("norm"), _all_if_empty(dim)
+        if p in (2, "fro"):
+            return R.Norm2.apply(x, dim=dim, keepdim=keepdim)
+        if p == 1:
+            return x.abs().sum(dim, keepdim)
+        if p == float("inf"):
+            return x.abs().amax(dim, keepdim)
+        raise ValueError(f"norm(): p must be 1, 2, 'fro' or inf here, got {p!r}")
 
-    def any(self):
-        return self.wrap(self.xp.asarray(self.data.any()), self.device)
+    def all(self, dim=None, keepdim=False):
+        return self._logical_reduce("all", dim, keepdim)
+
+    def any(self, dim=None, keepdim=False):
+        return self._logical_reduce("any", dim, keepdim)
+
+    def _logical_reduce(self, name, dim, keepdim):
+        axis = None if dim is None else normalize_dims(dim, self.ndim)
+        out = getattr(self.data.astype(bool, copy=False), name)(axis=axis, keepdims=keepdim)
+        return self.wrap(self.xp.asarray(out), self.device)
 
     # ------------------------------------------------------------ NumPy ufuncs
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, strategies as st
 
 import tensorlite as tl
 from strategies import array, leaf, push_away, seeds, shapes
@@ -184,3 +184,75 @@ def test_unmapped_ufuncs_raise_type_error_not_a_silent_ndarray(device):
     out = np.zeros(2)
     np.exp(t.cpu(), out=out)  # out= into an ndarray, with nothing to differentiate: plain NumPy
     np.testing.assert_allclose(out, np.exp([1.0, 2.0]))
+
+
+# ---------------------------------------------------------------- norm, all, any
+@given(shape=shapes(0, 3, 1, 4), seed=seeds, p=st.sampled_from([2, "fro", 1]), dim_kind=st.sampled_from(["all", "last"]),
+       keepdim=st.booleans())
+def test_norm(device, shape, seed, p, dim_kind, keepdim):
+    x_np = push_away(array(seed, shape), [0.0])  # |x| has a kink at 0 for p=1
+    x = leaf(x_np, device)
+    dim = -1 if dim_kind == "last" and shape else None
+    axis = None if dim is None else -1
+    ref = np.sqrt((x_np ** 2).sum(axis=axis, keepdims=keepdim)) if p != 1 else np.abs(x_np).sum(axis=axis, keepdims=keepdim)
+    close(x.norm(p, dim, keepdim), ref)
+    assert tl.gradcheck(lambda t: tl.norm(t, p, dim, keepdim), x)
+
+
+@pytest.mark.parametrize("values", [[3.0, 4.0], [0.0, 0.0], [[1.0, 2.0], [0.0, 0.0]], 0.0])
+@pytest.mark.parametrize("kwargs", [{}, {"p": 1}, {"dim": -1}, {"dim": -1, "keepdim": True}, {"p": float("inf")}])
+def test_norm_against_torch_including_zero_vectors(device, values, kwargs):
+    # the 2-norm's gradient at a zero vector is 0 (PyTorch's subgradient), not the nan of sqrt(sum(x^2))
+    torch = pytest.importorskip("torch")
+    if np.ndim(values) == 0 and "dim" in kwargs:
+        return
+    x, xt = leaf(np.array(values), device), torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    y, yt = tl.norm(x, **kwargs), torch.norm(xt, **kwargs)
+    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-14)
+    y.sum().backward()
+    yt.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-14)
+
+
+def test_all_any_with_dims_against_torch(device):
+    torch = pytest.importorskip("torch")
+    x_np = np.array([[True, False, True], [True, True, True]])
+    for name in ("all", "any"):
+        for kwargs in ({}, {"dim": 1}, {"dim": 0, "keepdim": True}):
+            for v in (x_np, x_np.astype(np.float32)):
+                out, ref = getattr(tl.tensor(v, device=device), name)(**kwargs), getattr(torch.tensor(v), name)(**kwargs)
+                assert out.dtype == tl.bool_ and out.shape == tuple(ref.shape)
+                np.testing.assert_array_equal(out.numpy(), ref.numpy())
+
+
+FLOAT32_FNS = {
+    "sin": lambda t: t.sin(), "cos": lambda t: t.cos(), "erf": lambda t: t.erf(), "log1p": lambda t: t.log1p(),
+    "expm1": lambda t: t.expm1(), "log2": lambda t: t.log2(), "log10": lambda t: t.log10(),
+    "reciprocal": lambda t: t.reciprocal(), "square": lambda t: t.square(), "floor": lambda t: t.floor(),
+    "round": lambda t: t.round(), "sign": lambda t: t.sign(), "prod": lambda t: t.prod(1), "cumsum": lambda t: t.cumsum(0),
+    "sort": lambda t: t.sort(1).values, "topk": lambda t: t.topk(1).values, "gather": lambda t: t.gather(1, tl.tensor([[0], [1]], device=t.device)),
+    "norm": lambda t: t.norm(), "amax": lambda t: t.amax(1), "max": lambda t: t.max(), "std": lambda t: t.std(0),
+    "clamp_t": lambda t: t.clamp(tl.zeros(2, device=t.device), tl.ones(1, device=t.device)),
+    "masked_fill_t": lambda t: t.masked_fill(t > 1, tl.tensor(0.5, device=t.device)),
+    "maximum": lambda t: t.maximum(tl.ones(2, device=t.device)), "ufunc": lambda t: np.exp(t) * np.float64(2.0),
+    "div_floor": lambda t: tl.div(t, 2, rounding_mode="floor"),
+}
+
+
+@pytest.mark.parametrize("name", FLOAT32_FNS)
+def test_float32_stays_float32_and_so_does_its_grad(device, name):
+    x = tl.tensor([[0.5, 1.25], [2.0, 1.0]], device=device, requires_grad=True)
+    y = FLOAT32_FNS[name](x)
+    assert y.dtype == tl.float32
+    y.sum().backward()
+    assert x.grad.dtype == tl.float32 and x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("name", ["floor", "ceil", "round", "trunc", "sign"])
+@given(shape=shapes(0, 3, 1, 4), seed=seeds)
+def test_rounding_gradcheck_away_from_the_jumps(device, name, shape, seed):
+    # piecewise constant: away from its jumps (integers and halves) the finite difference is 0, as is backward
+    x_np = np.floor(array(seed, shape, -3, 3)) + np.where(array(seed + 1, shape) > 0, 0.2, 0.7)
+    x = leaf(x_np, device)
+    close(getattr(x, name)(), getattr(np, {"round": "round"}.get(name, name))(x_np))
+    assert tl.gradcheck(lambda t: getattr(tl, name)(t), x)

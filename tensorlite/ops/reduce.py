@@ -176,3 +176,23 @@ class LogSumExp(Function):
     def backward(self, g):
         xp = get_array_module(g)
         return _keep_dims(g, self.a.shape, self.dims, self.keepdim) * xp.exp(self.a - self.out)
+
+
+class Norm2(Function):
+    """The Euclidean norm sqrt(sum(a^2)) over dims; its gradient a / norm is 0 where the norm is 0 (PyTorch's
+    choice of subgradient), instead of the 0 / 0 = nan of composing sqrt with sum."""
+    saves_output = True
+
+    def forward(self, a):
+        xp = get_array_module(a)
+        self.a, self.dims = a, normalize_dims(self.dim, a.ndim)
+        self.out = xp.sqrt((a * a).sum(axis=self.dims, keepdims=True))
+        return self.out if self.keepdim else self.out.reshape(tuple(n for i, n in enumerate(a.shape) if i not in self.dims))
+
+    def backward(self, g):
+        xp = get_array_module(g)
+        out = self.out
+        zero = out == 0
+        scale = xp.where(zero, xp.zeros((), dtype=g.dtype), _keep_dims(g, self.a.shape, self.dims, self.keepdim)
+                         / xp.where(zero, 1, out))
+        return scale * self.a

@@ -8,6 +8,8 @@ from ..autograd import Function
 
 
 class Softmax(Function):
+    saves_inputs, saves_output = False, True  # backward reads only y
+
     def forward(self, x):
         xp = get_array_module(x)
         e = xp.exp(x - x.max(axis=self.dim, keepdims=True))  # shifting by the max keeps exp() <= 1
@@ -21,6 +23,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    saves_inputs, saves_output = False, True
+
     def forward(self, x):
         xp = get_array_module(x)
         shifted = x - x.max(axis=self.dim, keepdims=True)

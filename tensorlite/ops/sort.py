@@ -1,4 +1,6 @@
 """Gather along a dim (the Function behind gather, sort, topk) and the stable index orders sort uses."""
+import numpy as np
+
 from ..autograd import Function
 from ..backend import get_array_module
 
@@ -26,8 +28,9 @@ class Gather(Function):
             return g.copy()
         out = xp.zeros(self.shape, dtype=self.dtype)
         # the full coordinates of every output element: its own, with `dim` replaced by the index
-        coords = list(xp.indices(self.index.shape, sparse=True))
-        coords[self.dim] = self.index
+        nd = self.index.ndim
+        coords = [self.index if d == self.dim else xp.arange(n).reshape((1,) * d + (n,) + (1,) * (nd - d - 1))
+                  for d, n in enumerate(self.index.shape)]
         xp.add.at(out, tuple(coords), g)
         return out
 
@@ -38,9 +41,9 @@ def stable_argsort(xp, a, dim, descending):
 
     Descending: sort the reversed array ascending, then read that order backwards; reversing twice puts
     equal values back in their original order, which sorting -a would not do for nan or bools."""
+    stable = {"kind": "stable"} if xp is np else {}  # (CuPy's sort is always stable and takes no kind)
     if not descending:
-        return xp.argsort(a, axis=dim, kind="stable")
+        return xp.argsort(a, axis=dim, **stable)
     n = a.shape[dim]
-    flipped = xp.flip(a, axis=dim)
-    order = xp.argsort(flipped, axis=dim, kind="stable")
+    order = xp.argsort(xp.flip(a, axis=dim), axis=dim, **stable)
     return (n - 1) - xp.flip(order, axis=dim)
