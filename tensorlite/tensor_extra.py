@@ -129,10 +129,10 @@ class TensorExtra:
         idx = self._array(index)
         if idx.dtype.kind not in "iu" or idx.dtype == np.uint8:
             raise RuntimeError(f"gather(): Expected dtype int32/int64 for index, got {idx.dtype}")
-        if idx.ndim != self.ndim and not (idx.ndim <= 1 and self.ndim <= 1):
+        if idx.ndim != self.ndim:
             raise RuntimeError(f"gather(): index tensor must have the same number of dimensions as the input "
                                f"({self.ndim}), got {idx.ndim}")
-        idx = idx.reshape(self.shape if self.ndim == 0 else idx.shape).astype(int64, copy=False)
+        idx = idx.astype(int64, copy=False)
         for i, (n, m) in enumerate(zip(idx.shape, self.shape)):
             if i != d and n > m:
                 raise RuntimeError(f"gather(): size does not match at dimension {i}: expected index {idx.shape} to "
@@ -146,8 +146,9 @@ class TensorExtra:
     def sort(self, dim=-1, descending=False, *, stable=True):
         """(values, indices) along `dim`; always stable (equal values keep their order), nan last ascending."""
         d = wrap_dim(dim, self.ndim, "sort")
-        if self.ndim == 0:
-            return SortResult(self.gather(0, self.xp.zeros((), dtype=int64)), self.wrap(self.xp.zeros((), int64), self.device))
+        if self.ndim == 0:  # one element: itself, at index 0
+            index = self.xp.zeros((), dtype=int64)
+            return SortResult(S.Gather.apply(self, dim=0, index=index), self.wrap(index, self.device))
         index = S.stable_argsort(self.xp, self.data, d, descending).astype(int64, copy=False)
         return SortResult(S.Gather.apply(self, dim=d, index=index), self.wrap(index, self.device))
 
