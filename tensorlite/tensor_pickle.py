@@ -1,0 +1,31 @@
+"""Pickling a Tensor (or a Parameter): only what it IS, not how it was computed.
+
+``pickle.dump(model, f)`` walks every Parameter of a model. Without this, Python's default for a
+slotted object would store every slot, ``.grad`` and the autograd node (``_ctx``, with the arrays it
+saved for backward) included: a trained model's file held its gradients too. As in PyTorch, a pickled
+tensor keeps its values, dtype (the array's), device and requires_grad; a Parameter its class and any
+attributes set on it. A non-leaf tensor that requires grad is refused, as PyTorch does: its graph
+cannot be pickled, and silently dropping it would hand back a different kind of tensor.
+
+A mixin (no state of its own): Tensor lists it among its bases.
+"""
+from . import backend
+
+
+def rebuild_tensor(cls, array, device, requires_grad, state=None):
+    """The tensor a pickle stored: `array` (NumPy) moved to `device`, wrapped as `cls`."""
+    t = cls.wrap(backend.to_device(array, device), device, requires_grad)
+    if state:
+        t.__dict__.update(state)
+    return t
+
+
+class TensorPickle:
+    __slots__ = ()
+
+    def __reduce_ex__(self, protocol):
+        if self.requires_grad and self._ctx is not None:
+            raise RuntimeError("Cowardly refusing to serialize non-leaf tensor which requires_grad, since autograd "
+                               "does not support crossing process boundaries: pickle t.detach() instead")
+        state = getattr(self, "__dict__", None) or None  # a subclass's own attributes (Parameter has a __dict__)
+        return rebuild_tensor, (type(self), backend.to_numpy(self.data), self.device, self.requires_grad, state)
