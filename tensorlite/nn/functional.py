@@ -258,10 +258,10 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                  enable_gqa=False):
     """softmax(q k^T * scale + mask) (dropped out) @ v, for q (..., Tq, E), k (..., Tk, E), v (..., Tk, Ev).
 
-    As PyTorch's: scale defaults to 1/sqrt(E); is_causal lets query i see keys j <= i; attn_mask (broadcast to
-    (..., Tq, Tk)) is bool (True: may attend) or float (added to the scores); dropout applies whenever
-    dropout_p > 0 (there is no training flag: pass 0.0 in eval mode). A query whose keys are all masked gets
-    output 0. Leading dims broadcast; enable_gqa lets k and v have fewer heads (dim -3) than q.
+    As PyTorch's: scale defaults to 1/sqrt(E); is_causal lets query i see keys j <= i (not together with
+    attn_mask); attn_mask (broadcast to (..., Tq, Tk)) is bool (True: may attend) or float (added to the
+    scores); dropout applies whenever dropout_p > 0 (there is no training flag: pass 0.0 in eval mode).
+    A query whose keys are all masked gets output 0. Leading dims broadcast; enable_gqa lets k and v have fewer heads (dim -3) than q.
     """
     fname = "scaled_dot_product_attention"
     q, k, v = query, key, value
@@ -283,6 +283,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     bias = None
     if attn_mask is not None:
+        if is_causal:
+            raise RuntimeError(f"{fname}(): Explicit attn_mask should not be set when is_causal=True; "
+                               "fold the causal mask into attn_mask instead")
         check_tensor(attn_mask, "attn_mask", fname, floating=False)
         check_same_device(fname, query=q, attn_mask=attn_mask)
         if attn_mask.dtype != np.bool_ and attn_mask.dtype != q.dtype:

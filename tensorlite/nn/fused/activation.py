@@ -15,6 +15,7 @@ def _sigmoid(xp, a):
 
 class SiLU(Function):
     """x * sigmoid(x)."""
+    saves_inputs = True  # backward reads x (and its own sigmoid)
 
     def forward(self, a):
         self.a, self.s = a, _sigmoid(backend.get_array_module(a), a)
@@ -28,13 +29,12 @@ class SiLU(Function):
 
 class LeakyReLU(Function):
     """x where x > 0, else negative_slope * x (the gradient at 0 is negative_slope, as in PyTorch)."""
+    saves_inputs = False  # backward reads the mask only
 
     def forward(self, a):
         xp = backend.get_array_module(a)
         self.pos = a > 0
         return xp.where(self.pos, a, a * self.negative_slope)
-
-    saves_inputs = False  # backward reads the mask only
 
     def backward(self, g):
         return backend.get_array_module(g).where(self.pos, g, g * self.negative_slope)
@@ -42,6 +42,7 @@ class LeakyReLU(Function):
 
 class ELU(Function):
     """x where x > 0, else alpha (exp(x) - 1)."""
+    saves_inputs = False  # backward reads the mask and exp(min(x, 0))
 
     def forward(self, a):
         xp = backend.get_array_module(a)
@@ -49,7 +50,6 @@ class ELU(Function):
         self.e = xp.exp(xp.minimum(a, 0))  # exp of the negative part only: no overflow
         return xp.where(self.pos, a, (self.e - 1) * self.alpha)
 
-    saves_inputs = False  # backward reads the mask and exp(min(x, 0))
 
     # d = 1 where x > 0, else alpha exp(x)
     def backward(self, g):
@@ -58,6 +58,7 @@ class ELU(Function):
 
 class Softplus(Function):
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's linear region)."""
+    saves_inputs = True  # backward reads x
 
     def forward(self, a):
         xp = backend.get_array_module(a)
@@ -76,13 +77,12 @@ class Softplus(Function):
 class Hardtanh(Function):
     """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, 0 on and beyond the bounds
     (PyTorch's convention at the two kinks)."""
+    saves_inputs = False  # backward reads the mask only
 
     def forward(self, a):
         xp = backend.get_array_module(a)
         self.inside = (a > self.min_val) & (a < self.max_val)
         return xp.clip(a, self.min_val, self.max_val).astype(a.dtype, copy=False)
-
-    saves_inputs = False  # backward reads the mask only
 
     def backward(self, g):
         return backend.get_array_module(g).where(self.inside, g, 0).astype(g.dtype, copy=False)
@@ -90,6 +90,7 @@ class Hardtanh(Function):
 
 class LogSigmoid(Function):
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for any x."""
+    saves_inputs = True  # backward reads x
 
     def forward(self, a):
         xp = backend.get_array_module(a)
@@ -103,12 +104,12 @@ class LogSigmoid(Function):
 
 class Softsign(Function):
     """x / (1 + |x|)."""
+    saves_inputs = False  # backward reads 1 + |x|
 
     def forward(self, a):
         self.d = 1 + abs(a)
         return a / self.d
 
-    saves_inputs = False  # backward reads 1 + |x|
 
     # d = 1 / (1 + |x|)^2
     def backward(self, g):
