@@ -85,8 +85,9 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 
 # ---------------------------------------------------------------- layer norm
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the trailing dimensions `normalized_shape`, then scale by weight and shift by bias."""
+    x = input
     check_tensor(x, "input", "layer_norm")
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     k = len(shape)

@@ -63,8 +63,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return losses.sum() / (1 if reduction == "sum" else float(wt.sum()))
 
 
-def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """(x - mean) / sqrt(var + eps) over the trailing dims `normalized_shape` (biased variance), * weight + bias."""
+    x = input
     k = 1 if isinstance(normalized_shape, (int, np.integer)) else len(normalized_shape)
     dims = tuple(range(x.ndim - k, x.ndim))
     mu = x.mean(dims, keepdim=True)
