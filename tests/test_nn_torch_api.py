@@ -228,6 +228,14 @@ def test_embedding_padding_idx(device, padding_idx):
         nn.Embedding(5, 3, padding_idx=5)
 
 
+def test_embedding_from_pretrained():
+    table = tl.randn(4, 3)
+    emb = nn.Embedding.from_pretrained(table)
+    assert not emb.weight.requires_grad
+    np.testing.assert_array_equal(emb(tl.tensor([2])).numpy(), table.numpy()[[2]])
+    assert nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
+
+
 def test_functional_embedding_padding_idx_matches_reference():
     w = array(0, (6, 2))
     idx = tl.tensor([0, 2, 2, 5])
@@ -268,17 +276,6 @@ def test_register_buffer_persistent():
 
 
 # ---------------------------------------------------------------- pickling a model
-class _Small(nn.Module):
-    def __init__(self, lib_nn):
-        super().__init__()
-        self.emb = lib_nn.Embedding(64, 32)
-        self.ln = lib_nn.LayerNorm(32)
-        self.head = lib_nn.Linear(32, 64)
-
-    def forward(self, idx):
-        return self.head(self.ln(self.emb(idx)))
-
-
 def _trained_small():
     tl.manual_seed(0)
     m = nn.Sequential(nn.Embedding(64, 32), nn.LayerNorm(32), nn.Linear(32, 64))

@@ -64,6 +64,14 @@ class Embedding(Module):
                                  f"{(self.num_embeddings, self.embedding_dim)}")
             self.weight = Parameter(_weight, requires_grad=not _freeze)
 
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
+        """An Embedding whose table is `embeddings` (rows, dim); frozen (no gradient) unless freeze=False."""
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {embeddings.shape}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze, **kwargs)
+
     def forward(self, input):
         return F.embedding(input, self.weight, self.padding_idx)
 

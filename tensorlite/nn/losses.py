@@ -79,7 +79,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise RuntimeError(f"cross_entropy(): label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
-    if isinstance(target, Tensor) and target.dtype.kind == "f":
+    if isinstance(target, Tensor) and target.data.dtype.kind == "f":
         return _cross_entropy_probs(input, target, weight, reduction, eps)
     rows, t, valid, out_shape, c = _class_rows(input, target, ignore_index, "cross_entropy")
     w = _class_weight(weight, input, c, "cross_entropy")
