@@ -1,20 +1,21 @@
-"""Neural-network functions: ``import tensorlite.nn.functional as F``.
+"""Neural-network functions: ``import tensorlite.nn.functional as F``, with PyTorch's names, arguments,
+defaults and semantics (class dim 1 in cross_entropy, is_causal=False in scaled_dot_product_attention, ...).
 
-Each public function checks its arguments (shapes, dtypes, devices; errors
-name the bad values) and then applies ONE ``Function`` whose backward is
-derived by hand, instead of a chain of primitives recorded by autograd. That
-saves memory (one node and a few saved arrays instead of a dozen) and time (no
-intermediate gradients), and it lets the forward use the numerically stable
-formulation. The Functions live in ``nn/fused/``, one family a file;
-``nn.reference`` computes the same functions composed from primitives, and the
-tests make the two derivations agree.
+The functions a training step runs (cross_entropy, layer_norm, embedding, dropout, linear, attention,
+the softmax family) check their arguments (shapes, dtypes, devices; errors name the bad values) and
+then apply ONE ``Function`` whose backward is derived by hand, instead of a chain of primitives recorded
+by autograd. That saves memory (one node and a few saved arrays instead of a dozen) and time (no
+intermediate gradients), and it lets the forward use the numerically stable formulation. The Functions
+live in ``nn/fused/``, one family a file; ``nn.reference`` computes the same functions composed from
+primitives, and the tests make the two derivations agree. Rarer cases (class-probability targets, a
+learned attention mask, pad, normalize) are composed from Tensor operations.
 
-The losses live in ``nn/losses.py`` and the activations in ``nn/activations.py``;
-all are reachable from here with PyTorch's names, arguments and defaults.
+The losses live in ``nn/losses.py`` and the activations in ``nn/activations.py``; all are reachable from here.
 
 Differences from PyTorch, on purpose:
-- ``dropout`` accepts p in [0, 1) only (p = 1 would drop everything).
-- ``inplace=`` arguments are accepted, but the result is always a new tensor.
+- ``inplace=`` arguments are accepted, but the result is always a new tensor (use the returned value).
+- Not supported (NotImplementedError): pad modes other than 'constant'; embedding's max_norm,
+  scale_grad_by_freq and sparse; normalize's out=. cross_entropy's weight gets no gradient.
 """
 import math
 import warnings
