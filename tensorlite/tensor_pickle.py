@@ -7,8 +7,12 @@ tensor keeps its values, dtype (the array's), device and requires_grad; a Parame
 attributes set on it. A non-leaf tensor that requires grad is refused, as PyTorch does: its graph
 cannot be pickled, and silently dropping it would hand back a different kind of tensor.
 
+copy.deepcopy is not pickling: as in PyTorch it copies .grad too (and refuses a non-leaf that requires grad).
+
 A mixin (no state of its own): Tensor lists it among its bases.
 """
+import copy
+
 from . import backend
 
 
@@ -29,3 +33,16 @@ class TensorPickle:
                                "does not support crossing process boundaries: pickle t.detach() instead")
         state = getattr(self, "__dict__", None) or None  # a subclass's own attributes (Parameter has a __dict__)
         return rebuild_tensor, (type(self), backend.to_numpy(self.data), self.device, self.requires_grad, state)
+
+    def __deepcopy__(self, memo):
+        if self.requires_grad and self._ctx is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment: deepcopy t.detach() instead")
+        new = type(self).wrap(self.data.copy(), self.device, self.requires_grad)
+        memo[id(self)] = new
+        if self.grad is not None:
+            new.grad = copy.deepcopy(self.grad, memo)
+        state = getattr(self, "__dict__", None)
+        if state:
+            new.__dict__.update(copy.deepcopy(state, memo))
+        return new

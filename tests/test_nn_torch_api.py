@@ -298,6 +298,17 @@ def test_pickled_model_round_trips_without_grads():
     assert all(p.grad is not None for p in m2.parameters())
 
 
+def test_deepcopy_keeps_grads_as_torch():
+    import copy
+    m = _trained_small()
+    m2 = copy.deepcopy(m)
+    for p1, p2 in zip(m.parameters(), m2.parameters()):
+        assert type(p2) is nn.Parameter and p2 is not p1 and p2.data is not p1.data
+        np.testing.assert_array_equal(p2.grad.numpy(), p1.grad.numpy())
+    with pytest.raises(RuntimeError, match="graph leaves"):
+        copy.deepcopy(_non_leaf_parameter(nn.Parameter(tl.ones(2))))
+
+
 def test_pickle_refuses_a_non_leaf_that_requires_grad():
     p = nn.Parameter(tl.ones(2))
     pickle.dumps(p)  # a leaf: fine
