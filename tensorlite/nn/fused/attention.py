@@ -125,7 +125,9 @@ class SelfAttention(Function):
     gradients straight into one (B, T, 3C) array.
     """
     saves_inputs = True  # q, k, v are views of the input
-    saves_output = False  # backward reads the (B, H, T, hs) result before the heads are merged: its own copy
+    # backward reads the (B, H, T, hs) result before the heads are merged, which the output can share memory
+    # with (one head): an in-place change of the output is refused, as PyTorch does for its attention
+    saves_output = True
 
     def forward(self, qkv):
         B, T, C3 = qkv.shape
