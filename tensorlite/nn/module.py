@@ -257,6 +257,9 @@ class Module:
     def double(self):
         return self.to(dtype=np.float64)
 
+    def half(self):
+        return self.to(dtype=np.float16)
+
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():
             if set_to_none:
