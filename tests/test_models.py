@@ -230,3 +230,19 @@ def test_a_config_counts_its_parameters_without_building_the_model(name, values)
     from models import build_model, config_from
     config = config_from(name, values)
     assert config.num_params() == build_model(name, config).num_params()
+
+
+def test_pickled_gpt_keeps_its_weights_and_drops_its_gradients():
+    """pickle.dump(model, f), as the course's scripts save a model: the weights and config, not the .grad
+    of every parameter (tensorlite.tensor_pickle)."""
+    import pickle
+    tensorlite.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_embd=16, n_layer=1, n_head=2, dropout=0.0))
+    idx = tensorlite.randint(0, 11, (2, 8))
+    model(idx, idx)[1].backward()
+    before = len(pickle.dumps(model))
+    loaded = pickle.loads(pickle.dumps(model))
+    assert all(p.grad is None for p in loaded.parameters())
+    np.testing.assert_array_equal(loaded(idx)[0].numpy(), model(idx)[0].numpy())
+    model.zero_grad()
+    assert len(pickle.dumps(model)) == before  # the gradients were never in the file

@@ -35,7 +35,7 @@ class MultiHeadAttention(Module):
         if kv_cache is None or kv_cache.length == 0:
             # one Function views q | k | v and the heads inside c_attn's output (B, T, 3C), attends, and puts
             # the heads side by side again; F.scaled_dot_product_attention on split heads computes the same
-            y = F.self_attention(qkv, self.n_head, causal=True, dropout_p=self.dropout, training=self.training)
+            y = F.self_attention(qkv, self.n_head, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
             if kv_cache is not None:
                 _, k, v = self._heads(qkv)
                 kv_cache.append(k, v)
@@ -58,7 +58,7 @@ class MultiHeadAttention(Module):
         q, k, v = self._heads(qkv)
         k, v = kv_cache.append(k, v)
         # the one new query may see every cached key (all are in its past): no causal mask needed
-        y = F.scaled_dot_product_attention(q, k, v, causal=False, dropout_p=self.dropout, training=self.training)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return y.transpose(1, 2).reshape(B, T, self.n_embd)  # (B, n_head, 1, hs) -> (B, 1, n_head, hs) -> (B, 1, C)
 
     def extra_repr(self):

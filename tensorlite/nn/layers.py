@@ -2,6 +2,7 @@
 import numpy as np
 
 from .. import backend
+from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F, init
 from .module import Module, Parameter
@@ -36,22 +37,47 @@ class Linear(Module):
 
 
 class Embedding(Module):
-    """A lookup table: row i of `weight` (num_embeddings, embedding_dim) is the vector of index i. N(0, 1) init."""
+    """A lookup table: row i of `weight` (num_embeddings, embedding_dim) is the vector of index i. N(0, 1) init.
 
-    def __init__(self, num_embeddings, embedding_dim, device=None, dtype=None):
+    padding_idx (as in PyTorch): that row starts at zero and never gets a gradient, so it stays what it is.
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
         for name, n in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if not isinstance(n, (int, np.integer)) or n <= 0:
                 raise ValueError(f"Embedding: {name} must be a positive integer, got {n!r}")
+        if max_norm is not None or scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding: max_norm, scale_grad_by_freq and sparse are not supported")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        self.weight = _param((num_embeddings, embedding_dim), device, dtype)
-        init.normal_(self.weight)
+        self.padding_idx = F.check_padding_idx(padding_idx, self.num_embeddings, "Embedding")
+        if _weight is None:
+            self.weight = _param((num_embeddings, embedding_dim), device, dtype)
+            init.normal_(self.weight)
+            if self.padding_idx is not None:
+                with no_grad():
+                    self.weight.data[self.padding_idx] = 0
+        else:
+            if tuple(_weight.shape) != (self.num_embeddings, self.embedding_dim):
+                raise ValueError(f"Embedding: _weight has shape {tuple(_weight.shape)}, expected "
+                                 f"{(self.num_embeddings, self.embedding_dim)}")
+            self.weight = Parameter(_weight, requires_grad=not _freeze)
 
-    def forward(self, idx):
-        return F.embedding(idx, self.weight)
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, **kwargs):
+        """An Embedding whose table is `embeddings` (rows, dim); frozen (no gradient) unless freeze=False."""
+        if embeddings.ndim != 2:
+            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {embeddings.shape}")
+        rows, dim = embeddings.shape
+        return cls(rows, dim, padding_idx=padding_idx, _weight=embeddings, _freeze=freeze, **kwargs)
+
+    def forward(self, input):
+        return F.embedding(input, self.weight, self.padding_idx)
 
     def extra_repr(self):
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        return f"{self.num_embeddings}, {self.embedding_dim}" + (
+            f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
 
 
 class LayerNorm(Module):
@@ -63,7 +89,7 @@ class LayerNorm(Module):
         if not shape or any(not isinstance(n, (int, np.integer)) or n <= 0 for n in shape):
             raise ValueError(f"LayerNorm: normalized_shape must be positive integers, got {normalized_shape!r}")
         self.normalized_shape, self.eps = tuple(int(n) for n in shape), float(eps)
-        self.elementwise_affine = elementwise_affine
+        self.elementwise_affine = bool(elementwise_affine)
         self.register_parameter("weight", init.ones_(_param(shape, device, dtype)) if elementwise_affine else None)
         self.register_parameter("bias", _param(shape, device, dtype) if elementwise_affine and bias else None)
 
@@ -75,22 +101,30 @@ class LayerNorm(Module):
 
 
 class Dropout(Module):
-    """Inverted dropout while training (zero with probability p, scale the rest by 1/(1-p)); identity in eval()."""
+    """Inverted dropout while training (zero with probability p, scale the rest by 1/(1-p)); identity in eval().
+    inplace= is accepted; the result is always a new tensor."""
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = F.check_dropout_p(p, "Dropout")
+        self.p, self.inplace = F.check_dropout_p(p, "Dropout"), bool(inplace)
 
-    def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class ReLU(Module):
-    def forward(self, x):
-        return F.relu(x)
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def forward(self, input):
+        return F.relu(input)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class GELU(Module):
@@ -100,8 +134,8 @@ class GELU(Module):
             raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
         self.approximate = approximate
 
-    def forward(self, x):
-        return F.gelu(x, self.approximate)
+    def forward(self, input):
+        return F.gelu(input, self.approximate)
 
     def extra_repr(self):
         return f"approximate={self.approximate!r}"

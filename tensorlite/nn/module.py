@@ -13,12 +13,14 @@ from .. import backend
 from ..autograd import no_grad
 from ..dtypes import is_float
 from ..tensor import Tensor
+from ..tensor_pickle import TensorPickle
 
 
-class Parameter(Tensor):
+class Parameter(TensorPickle, Tensor):
     """A Tensor that a Module registers as a trainable weight (requires_grad=True by default).
 
-    ``Parameter(t)`` shares t's array, as in PyTorch.
+    ``Parameter(t)`` shares t's array, as in PyTorch. Pickled, it keeps its values, device and
+    requires_grad, never its .grad (tensorlite.tensor_pickle).
     """
 
     def __init__(self, data=None, requires_grad=True):
@@ -110,9 +112,14 @@ class Module:
         """A tensor that belongs to the module's state but is not trained (moved by to(); saved if persistent)."""
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"register_buffer({name!r}): expected a Tensor or None, got {type(tensor).__name__}")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer(): buffer name must be a non-empty string without '.', got {name!r}")
         self._registry("_buffers")[name] = tensor
-        if not persistent:
-            self.__dict__.setdefault("_non_persistent", set()).add(name)
+        skip = self.__dict__.setdefault("_non_persistent", set())
+        if persistent:
+            skip.discard(name)
+        else:
+            skip.add(name)
 
     # ------------------------------------------------------------ forward
     def forward(self, *args, **kwargs):
@@ -249,6 +256,9 @@ class Module:
 
     def double(self):
         return self.to(dtype=np.float64)
+
+    def half(self):
+        return self.to(dtype=np.float16)
 
     def zero_grad(self, set_to_none=True):
         for p in self.parameters():

@@ -34,6 +34,9 @@ def _attention_forward(fn, q, k, v):
     p = xp.empty(lead + (tq, tk), dtype=q.dtype)
     out = xp.empty(lead + (tq, v.shape[-1]), dtype=q.dtype)
     bias = _causal_bias(tq, tk, q) if fn.causal else None
+    # attn_bias: an additive mask (0 / -inf from a bool mask, or the user's floats) broadcast to (..., Tq, Tk)
+    extra = getattr(fn, "attn_bias", None)
+    extra = None if extra is None else xp.broadcast_to(extra, lead + (tq, tk))
     scale = q.dtype.type(fn.scale)
     ones = xp.ones(tk, dtype=q.dtype)  # pr @ ones: the row sums as a BLAS product, 5x faster than .sum(-1)
 
@@ -43,9 +46,17 @@ def _attention_forward(fn, q, k, v):
         pr *= scale
         if bias is not None:
             pr += bias
-        pr -= pr.max(axis=-1, keepdims=True)
-        xp.exp(pr, out=pr)
-        pr *= (1 / (pr @ ones))[..., None]  # one division per row, then products
+        if extra is None:
+            pr -= pr.max(axis=-1, keepdims=True)
+            xp.exp(pr, out=pr)
+            pr *= (1 / (pr @ ones))[..., None]  # one division per row, then products
+        else:  # a row whose keys are all masked gets weights 0 (output and gradients 0), as in PyTorch
+            pr += extra[r]
+            top = pr.max(axis=-1, keepdims=True)
+            pr -= xp.where(top == -np.inf, 0, top)
+            xp.exp(pr, out=pr)
+            total = pr @ ones
+            pr *= xp.where(total > 0, 1 / xp.where(total > 0, total, 1), 0)[..., None]
         xp.matmul(pr * fn.mask[r] if fn.mask is not None else pr, v[r], out=out[r])  # (..., Tq, hv)
 
     _over_rows(xp, lead, rows)
@@ -94,7 +105,10 @@ def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True, into=None)
 
 
 class ScaledDotProductAttention(Function):
-    """q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) -> (..., Tq, hv); causal, scale and mask as attributes."""
+    """q (..., Tq, hs), k (..., Tk, hs), v (..., Tk, hv) -> (..., Tq, hv); causal, scale, the dropout mask
+    and attn_bias (an additive (..., Tq, Tk)-broadcastable array, or None) as attributes."""
+    saves_inputs = True
+    saves_output = True  # backward reads out (the row sums g . out)
 
     def forward(self, q, k, v):
         return _attention_forward(self, q, k, v)
@@ -110,6 +124,10 @@ class SelfAttention(Function):
     nor the head transpose copies anything, and backward writes the three
     gradients straight into one (B, T, 3C) array.
     """
+    saves_inputs = True  # q, k, v are views of the input
+    # backward reads the (B, H, T, hs) result before the heads are merged, which the output can share memory
+    # with (one head): an in-place change of the output is refused, as PyTorch does for its attention
+    saves_output = True
 
     def forward(self, qkv):
         B, T, C3 = qkv.shape

@@ -37,7 +37,10 @@ def scatter_add_rows(idx, g, num_rows):
 
 
 class Embedding(Function):
-    """Rows of the weight picked by `idx` (an int64 array in range, on the weight's device)."""
+    """Rows of the weight picked by `idx` (an int64 array in range, on the weight's device).
+    The row `padding_idx` (None: no such row) gets no gradient."""
+    saves_inputs = False  # backward needs the indices and the table's size only
+    padding_idx = None
 
     def forward(self, weight):
         xp = backend.get_array_module(weight)
@@ -47,4 +50,7 @@ class Embedding(Function):
     # out[n] = W[idx[n]]:  dW[r] = sum of g[n] over positions n with idx[n] == r
     def backward(self, g):
         d = g.shape[-1]
-        return scatter_add_rows(self.idx.reshape(-1), g.reshape(-1, d), self.num_rows)
+        dw = scatter_add_rows(self.idx.reshape(-1), g.reshape(-1, d), self.num_rows)
+        if self.padding_idx is not None:
+            dw[self.padding_idx] = 0
+        return dw

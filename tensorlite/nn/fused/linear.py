@@ -6,6 +6,9 @@ from ...autograd import Function
 
 
 class Linear(Function):
+    """x (..., in) @ weight (out, in)^T + bias: one 2-D product over the flattened leading dims."""
+    saves_inputs = True  # dx needs the weight, dW needs x
+
     def forward(self, x, weight, *bias):
         self.x2 = x.reshape(-1, x.shape[-1])  # leading dims flattened: one 2-D product
         self.weight, self.x_shape = weight, x.shape
@@ -28,6 +31,7 @@ class Linear(Function):
 
 class Dropout(Function):
     """x times `mask`, a keep-mask already scaled by 1 / (1 - p) (see dropout_mask)."""
+    saves_inputs = False  # backward needs the mask only
 
     def forward(self, x):
         return x * self.mask
@@ -42,4 +46,6 @@ def dropout_mask(shape, p, dtype, device):
     xp = backend.xp_for(device)
     with backend.device_context(device):
         u = backend.generator(device).random(shape, np.dtype(dtype))
+        if p == 1:  # everything dropped (1 / (1 - p) would be inf, and inf * 0 nan)
+            return xp.zeros(shape, dtype=dtype)
         return (u >= p).astype(dtype) * xp.asarray(1 / (1 - p), dtype=dtype)

@@ -1,42 +1,144 @@
-"""Cross-entropy of logits against class indices, as one Function."""
+"""Losses as one Function each: cross-entropy and NLL on class indices, binary cross-entropy on logits."""
 import numpy as np
 
 from ... import backend
 from ...autograd import Function
 
 
-class CrossEntropy(Function):
-    """Mean (or sum, or per-row) of -log softmax(logits)[target] over rows whose target is not ignored.
+def _reduce(fn, losses, denom, dtype):
+    """losses (N,) -> 'none': reshaped to fn.out_shape, 'sum', or 'mean' = sum / denom (nan when denom is 0,
+    as in PyTorch). Keeps the denominator on the device (no host sync)."""
+    if fn.reduction == "none":
+        return losses.reshape(fn.out_shape)
+    if fn.reduction == "sum":
+        return losses.sum()
+    fn.denom = denom.astype(dtype)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return losses.sum() / fn.denom
 
-    Takes logits (N, C), `targets` (N,) int64 already in range, `valid` (N,) = targets != ignore_index.
+
+def _row_scale(fn, g, valid, xp):
+    """The gradient factor of each row: g (per row for 'none'), / denom for 'mean'; 0 on ignored rows.
+
+    With reduction='mean' and every row ignored the loss is nan (0 / 0) but the gradient is 0, as in
+    PyTorch: the zero denominator is replaced by 1 here, so one all-padding batch does not turn every
+    parameter into nan."""
+    if fn.reduction == "none":
+        return g.reshape(-1) * valid
+    if fn.reduction == "sum":
+        return valid * g
+    return valid * (g / xp.where(fn.denom == 0, xp.ones((), fn.denom.dtype), fn.denom))
+
+
+class CrossEntropy(Function):
+    """Cross-entropy of logits (N, C) against class indices, optionally weighted and label-smoothed.
+
+    Takes `targets` (N,) int64 already in range, `valid` (N,) = targets != ignore_index, `weight` (C,) array
+    or None, `smoothing` in [0, 1]. Row loss, with logp = log_softmax(logits), w = weight (ones if None):
+        l_i = (1 - eps) * w[t_i] * -logp[i, t_i]  +  eps / C * sum_c w_c * -logp[i, c]     (0 if ignored)
+    'mean' divides the sum by sum of w[t_i] over counted rows (the row count without weights).
     """
+    saves_inputs = False  # backward reads its own shifted logits and row logsumexp, not the input
 
     def forward(self, logits):
         xp = backend.get_array_module(logits)
-        t, valid = self.targets, self.valid
+        t, valid, w, eps = self.targets, self.valid, self.weight, self.smoothing
         shifted = logits - logits.max(axis=1, keepdims=True)
         lse = xp.log(xp.exp(shifted).sum(axis=1))
-        picked = xp.take_along_axis(shifted, xp.where(valid, t, 0)[:, None], axis=1)[:, 0]
-        losses = xp.where(valid, lse - picked, 0).astype(logits.dtype, copy=False)
-        self.shifted, self.lse = shifted, lse
-        if self.reduction == "none":
-            return losses.reshape(self.out_shape)
-        if self.reduction == "sum":
-            return losses.sum()
-        self.count = valid.sum().astype(logits.dtype)  # stays on the device: no host sync
-        with np.errstate(invalid="ignore", divide="ignore"):  # all ignored -> nan, as in PyTorch
-            return losses.sum() / self.count
+        tv = xp.where(valid, t, 0)
+        picked = xp.take_along_axis(shifted, tv[:, None], axis=1)[:, 0]
+        nll = lse - picked  # -logp[i, t_i]
+        self.shifted, self.lse, self.tv = shifted, lse, tv
+        if w is None:
+            if eps:  # sum_c -logp[i, c] = C lse - sum_c shifted
+                nll = (1 - eps) * nll + eps / logits.shape[1] * (logits.shape[1] * lse - shifted.sum(axis=1))
+            denom = valid.sum()
+        else:
+            wt = w[tv] * valid
+            nll = nll * wt
+            if eps:
+                smooth = w.sum() * lse - shifted @ w
+                nll = (1 - eps) * nll + eps / logits.shape[1] * smooth
+            denom = wt.sum()
+        losses = xp.where(valid, nll, 0).astype(logits.dtype, copy=False)
+        return _reduce(self, losses, denom, logits.dtype)
 
-    # d loss_i / d logits_i = softmax(logits_i) - onehot(target_i)   (0 for ignored rows), times g (/ count)
+    # d l_i / d logits_ij = ((1 - eps) w[t_i] + eps W / C) softmax_ij - (1 - eps) w[t_i] [j = t_i] - eps w_j / C
+    # (W = sum of w; without weights w = 1), times the row's scale (g, / denom, 0 for ignored rows)
     def backward(self, g):
         xp = backend.get_array_module(g)
-        t, valid = self.targets, self.valid
+        w, eps, tv = self.weight, self.smoothing, self.tv
+        n, c = self.shifted.shape
         grad = xp.exp(self.shifted - self.lse[:, None])
-        rows = xp.arange(grad.shape[0])
-        grad[rows, xp.where(valid, t, 0)] -= 1
-        if self.reduction == "none":
-            scale = g.reshape(-1) * valid
+        rows = xp.arange(n)
+        if w is None:
+            grad[rows, tv] -= 1 - eps
+            if eps:
+                grad -= eps / c
+            scale = _row_scale(self, g, self.valid, xp)
         else:
-            scale = valid * (g if self.reduction == "sum" else g / self.count)
+            wt = w[tv]
+            if eps:
+                grad *= ((1 - eps) * wt + eps * w.sum() / c)[:, None]
+                grad -= (eps / c) * w
+            else:
+                grad *= wt[:, None]
+            grad[rows, tv] -= (1 - eps) * wt
+            scale = _row_scale(self, g, self.valid, xp)
         grad *= scale.astype(grad.dtype, copy=False)[:, None]  # in place: logits can be (B*T, 50304)
         return grad
+
+
+class NLLLoss(Function):
+    """-w[t_i] * logp[i, t_i] on log-probabilities (N, C); `targets`, `valid`, `weight` as for CrossEntropy."""
+    saves_inputs = False  # backward needs only the targets and the shape
+
+    def forward(self, logp):
+        xp = backend.get_array_module(logp)
+        self.tv, self.shape = xp.where(self.valid, self.targets, 0), logp.shape
+        wt = self.valid.astype(logp.dtype) if self.weight is None else self.weight[self.tv] * self.valid
+        self.wt = wt
+        losses = -xp.take_along_axis(logp, self.tv[:, None], axis=1)[:, 0] * wt
+        return _reduce(self, losses.astype(logp.dtype, copy=False), wt.sum(), logp.dtype)
+
+    # d l_i / d logp_ij = -w[t_i] where j = t_i, else 0
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        grad = xp.zeros(self.shape, dtype=g.dtype)
+        scale = _row_scale(self, g, xp.ones((), g.dtype), xp) * self.wt
+        grad[xp.arange(self.shape[0]), self.tv] = -scale
+        return grad
+
+
+class BCEWithLogits(Function):
+    """Binary cross-entropy of logits x against targets y of the same shape, elementwise, stable for any x:
+        l = (1 - y) x + (1 + (pw - 1) y) softplus(-x),    softplus(-x) = max(-x, 0) + log1p(exp(-|x|))
+    times `weight` (array or None); `pos_weight` pw (array or None) weighs the positive term."""
+    saves_inputs = True
+
+    def forward(self, x, y):
+        xp = backend.get_array_module(x)
+        sp = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))  # softplus(-x) = -log sigmoid(x)
+        coef = 1 if self.pos_weight is None else 1 + (self.pos_weight - 1) * y
+        out = (1 - y) * x + coef * sp
+        if self.weight is not None:
+            out = out * self.weight
+        self.sp = sp
+        return out.astype(x.dtype, copy=False)
+
+    # dl/dx = (1 - y) - coef * sigmoid(-x);  dl/dy = -x + (pw - 1) softplus(-x)   (times weight)
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        x, y = self.inputs[0].data, self.inputs[1].data
+        if self.weight is not None:
+            g = g * self.weight
+        pw = self.pos_weight
+        dx = dy = None
+        if self.needs_input_grad[0]:
+            coef = 1 if pw is None else 1 + (pw - 1) * y
+            dx = (g * ((1 - y) - coef * xp.exp(-self.sp - x))).astype(x.dtype, copy=False)  # sigmoid(-x)
+        if self.needs_input_grad[1]:
+            dy = g * (-x if pw is None else -x + (pw - 1) * self.sp)
+            dy = dy.astype(y.dtype, copy=False)
+        return dx, dy
+

@@ -12,6 +12,7 @@ class LayerNorm(Function):
 
     Takes x and then weight and/or bias (as has_weight / has_bias say); k trailing dims are normalized.
     """
+    saves_inputs = True  # dx reads the weight (xhat and rstd are its own arrays)
 
     def forward(self, x, *affine):
         xp = backend.get_array_module(x)

@@ -1,0 +1,116 @@
+"""Activations that are not Tensor methods, each one Function (PyTorch's definitions and kink conventions).
+
+Python-float constants keep a float32 array float32 (NumPy's scalar rule), so none of these makes a
+float64 temporary on a float32 path.
+"""
+from ... import backend
+from ...autograd import Function
+
+
+def _sigmoid(xp, a):
+    """1 / (1 + exp(-a)) without overflow: e = exp(-|a|) <= 1."""
+    e = xp.exp(-abs(a))
+    return xp.where(a >= 0, 1, e) / (1 + e)
+
+
+class SiLU(Function):
+    """x * sigmoid(x)."""
+    saves_inputs = True  # backward reads x (and its own sigmoid)
+
+    def forward(self, a):
+        self.a, self.s = a, _sigmoid(backend.get_array_module(a), a)
+        return a * self.s
+
+    # d = s + x s (1 - s)
+    def backward(self, g):
+        s = self.s
+        return g * (s * (1 + self.a * (1 - s)))
+
+
+class LeakyReLU(Function):
+    """x where x > 0, else negative_slope * x (the gradient at 0 is negative_slope, as in PyTorch)."""
+    saves_inputs = False  # backward reads the mask only
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.pos = a > 0
+        return xp.where(self.pos, a, a * self.negative_slope)
+
+    def backward(self, g):
+        return backend.get_array_module(g).where(self.pos, g, g * self.negative_slope)
+
+
+class ELU(Function):
+    """x where x > 0, else alpha (exp(x) - 1)."""
+    saves_inputs = False  # backward reads the mask and exp(min(x, 0))
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.pos = a > 0
+        self.e = xp.exp(xp.minimum(a, 0))  # exp of the negative part only: no overflow
+        return xp.where(self.pos, a, (self.e - 1) * self.alpha)
+
+
+    # d = 1 where x > 0, else alpha exp(x)
+    def backward(self, g):
+        return backend.get_array_module(g).where(self.pos, g, g * (self.e * self.alpha))
+
+
+class Softplus(Function):
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's linear region)."""
+    saves_inputs = True  # backward reads x
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        z = a * self.beta
+        self.linear, self.a = z > self.threshold, a
+        # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): finite for any z
+        soft = (xp.maximum(z, 0) + xp.log1p(xp.exp(-abs(z)))) / self.beta
+        return xp.where(self.linear, a, soft)
+
+    # d = sigmoid(beta x), 1 in the linear region
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return xp.where(self.linear, g, g * _sigmoid(xp, self.a * self.beta))
+
+
+class Hardtanh(Function):
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, 0 on and beyond the bounds
+    (PyTorch's convention at the two kinks)."""
+    saves_inputs = False  # backward reads the mask only
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.inside = (a > self.min_val) & (a < self.max_val)
+        return xp.clip(a, self.min_val, self.max_val).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return backend.get_array_module(g).where(self.inside, g, 0).astype(g.dtype, copy=False)
+
+
+class LogSigmoid(Function):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for any x."""
+    saves_inputs = True  # backward reads x
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.a = a
+        return xp.minimum(a, 0) - xp.log1p(xp.exp(-abs(a)))
+
+    # d = 1 - sigmoid(x) = sigmoid(-x)
+    def backward(self, g):
+        return g * _sigmoid(backend.get_array_module(g), -self.a)
+
+
+class Softsign(Function):
+    """x / (1 + |x|)."""
+    saves_inputs = False  # backward reads 1 + |x|
+
+    def forward(self, a):
+        self.d = 1 + abs(a)
+        return a / self.d
+
+
+    # d = 1 / (1 + |x|)^2
+    def backward(self, g):
+        return g / (self.d * self.d)
