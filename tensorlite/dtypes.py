@@ -19,23 +19,28 @@ import numpy as np
 class DType:
     """A tensor's dtype, as PyTorch shows it (``tensorlite.float32``), standing for one NumPy dtype.
 
-    NumPy reads ``.dtype`` of any object it is given as a dtype, so ``np.dtype(tensorlite.float32)``,
-    ``a.astype(tensorlite.float32)`` and ``np.zeros(3, tensorlite.float32)`` all work, in CuPy too.
+    NumPy reads ``__numpy_dtype__`` (NumPy >= 2.4; it is the fast path) or else ``.dtype`` of any object it
+    is given as a dtype, so ``np.dtype(tensorlite.float32)``, ``a.astype(tensorlite.float32)`` and
+    ``np.zeros(3, tensorlite.float32)`` all work, in CuPy too (it asks NumPy).
     Equality and hash are those of the NumPy dtype, so a DType and its NumPy dtype (or scalar type, or
     name: ``tensorlite.float32 == 'float32'``, as NumPy compares) are interchangeable, also as dict keys.
     Attributes NumPy's dtype has and PyTorch's has not (``kind``, ``type``, ``str``...) are forwarded.
     """
-    __slots__ = ("dtype", "name", "kind", "itemsize", "is_floating_point", "is_signed", "is_complex")
+    __slots__ = ("dtype", "__numpy_dtype__", "name", "kind", "itemsize", "is_floating_point", "is_signed",
+                 "is_complex")
 
     def __init__(self, numpy_dtype, name):
         d = np.dtype(numpy_dtype)
-        self.dtype, self.name, self.kind, self.itemsize = d, name, d.kind, d.itemsize
+        self.dtype = self.__numpy_dtype__ = d
+        self.name, self.kind, self.itemsize = name, d.kind, d.itemsize
         self.is_floating_point, self.is_signed, self.is_complex = d.kind == "f", d.kind in "if", d.kind == "c"
 
     def __repr__(self):
         return f"tensorlite.{self.name}"
 
     def __eq__(self, other):
+        if isinstance(other, np.dtype):  # the common case first: it is on the hot paths
+            return self.dtype == other
         if isinstance(other, DType):
             return self.dtype == other.dtype
         if other is None:  # np.dtype(None) would be float64
