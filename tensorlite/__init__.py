@@ -14,7 +14,7 @@ from .dtypes import DType as dtype, bool_ as bool, float32 as float, int32 as in
 from .tensor import Tensor
 from .tensor_types import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
                            LongTensor, ShortTensor)
-from .printing import Size, get_printoptions, printoptions, set_printoptions
+from .printing import Size, set_printoptions
 from .functions import (abs, amax, amin, argmax, argmin, cat, chunk, clamp, exp, flatten, gelu, log,
                         log_softmax, logsumexp, masked_fill, matmul, max, maximum, mean, min, minimum, permute,
                         pow, relu, reshape, sigmoid, sign, softmax, split, sqrt, squeeze, stack, std, sum, tanh,

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import tensorlite as tl
-from tensorlite.printing import tensor_repr
+from tensorlite.printing import get_printoptions, printoptions, tensor_repr
 
 inf, nan = math.inf, math.nan
 
@@ -121,9 +121,9 @@ def test_set_printoptions():
     assert repr(t) == "tensor([1.1235e+00, 2.5000e+00])"
     tl.set_printoptions()  # sci_mode back to automatic, as in PyTorch
     assert repr(t) == "tensor([1.1235, 2.5000])"
-    with tl.printoptions(precision=1):
+    with printoptions(precision=1):  # (these two are tensorlite.printing's: torch has no top-level ones)
         assert repr(t) == "tensor([1.1, 2.5])"
-    assert tl.get_printoptions()["precision"] == 4
+    assert get_printoptions()["precision"] == 4
     with pytest.raises(ValueError, match="profile"):
         tl.set_printoptions(profile="long")
 
