@@ -127,8 +127,9 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
 
     def __format__(self, spec):
         """f"{loss:.4f}": as in PyTorch, a 0-d tensor formats as its value (so f"{t}" is the number, too);
-        any other tensor formats as str(t) with an empty spec and raises TypeError with any other."""
-        if self.ndim == 0 and type(self) is Tensor:
+        any other tensor formats as str(t) with an empty spec and raises TypeError with any other.
+        (PyTorch also refuses a spec for a 0-d Parameter; here any 0-d tensor takes one.)"""
+        if self.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec)
 

@@ -136,6 +136,7 @@ def test_format():
     x = tl.tensor([1.5], requires_grad=True)
     assert f"{(x * 2).sum():.2f}" == "3.00"
     assert f"{x}" == str(x)
+    assert f"{tl.nn.Parameter(tl.tensor(2.0)):.1f}" == "2.0"  # also a 0-d subclass (a loss may be one)
     with pytest.raises(TypeError, match="unsupported format string"):
         f"{x:.4f}"  # as PyTorch: only 0-d tensors take a format spec
 
