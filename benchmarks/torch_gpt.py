@@ -87,7 +87,7 @@ def torch_device(device):
 def torch_twin(tl_model, device):
     """A TorchGPT with tensorlite's config and a copy of its weights, on `device`."""
     tl_params = dict(tl_model.named_parameters())
-    dtype = getattr(torch, str(next(iter(tl_params.values())).dtype))
+    dtype = getattr(torch, next(iter(tl_params.values())).dtype.name)  # float32 -> torch.float32
     model = TorchGPT(tl_model.config).to(device=torch_device(device), dtype=dtype)
     t_params = dict(model.named_parameters())
     if set(t_params) != set(tl_params):

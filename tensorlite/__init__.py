@@ -7,9 +7,14 @@ primitive Functions); nn/ and optim/ are built on the public Tensor API only.
 # backend first: it sets OpenBLAS's thread timeout, which OpenBLAS reads once, when NumPy loads it.
 from . import backend as _backend
 from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from .dtypes import (bool_, double, float16, float32, float64, half, int8, int16, int32, int64, long,
-                     uint8)
+from .dtypes import (bool_, double, float16, float32, float64, get_default_dtype, half, int8, int16, int32, int64,
+                     long, short, uint8, uint16, uint32, uint64)
+# PyTorch's short names; they shadow the builtins in this namespace only (as torch.float, torch.int do).
+from .dtypes import DType as dtype, bool_ as bool, float32 as float, int32 as int
 from .tensor import Tensor
+from .tensor_types import (BoolTensor, ByteTensor, CharTensor, DoubleTensor, FloatTensor, HalfTensor, IntTensor,
+                           LongTensor, ShortTensor)
+from .printing import Size, set_printoptions
 from .functions import (abs, add, all, allclose, amax, amin, any, argmax, argmin, argsort, cat, ceil, chunk, clamp,
                         clip, cos, cumsum, div, divide, eq, equal, erf, exp, expm1, flatten, floor, gather, ge, gelu,
                         greater, greater_equal, gt, isclose, isfinite, isinf, isnan, le, less, less_equal, log,
@@ -24,7 +29,7 @@ from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_li
 from .backend import get_rng_state, manual_seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import CheckpointError, load, save
-from . import nn, optim, profiler
+from . import backends, nn, optim, profiler
 from . import viz
 
 

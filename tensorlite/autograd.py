@@ -165,8 +165,31 @@ class Function:
         self.__dict__.clear()
         self.released = True
 
+    def name(self):
+        """The node's name as PyTorch shows it: the Function's class name + "Backward0" (Mul -> MulBackward0)."""
+        return type(self).__name__ + "Backward0"
+
     def __repr__(self):
-        return f"<{type(self).__name__} node>"
+        return f"<{self.name()} object at {id(self):#x}>"
+
+    class AccumulateGrad:
+        """What next_functions shows for a leaf that requires grad (backward adds into its .grad)."""
+
+        def __init__(self, variable):
+            self.variable = variable
+
+        def name(self):
+            return "torch::autograd::AccumulateGrad"
+
+        def __repr__(self):
+            return f"<AccumulateGrad object at {id(self):#x}>"
+
+    @property
+    def next_functions(self):
+        """One (node, 0) pair per input, as in PyTorch: the Function that made it, an AccumulateGrad for a leaf
+        that requires grad, None for an input without a gradient. Empty once backward has freed the node."""
+        return tuple((None if not t.requires_grad else t._ctx if t._ctx is not None else Function.AccumulateGrad(t),
+                      0) for t in getattr(self, "inputs", ()))
 
 
 _FREED = ("Trying to backward through the graph a second time (or to read a part of it that was freed). "

@@ -34,7 +34,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
         raise ValueError("gradcheck: no input requires grad")
     for i in wrt:
         if inputs[i].dtype != np.float64:
-            raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype}; use float64 tensors "
+            raise TypeError(f"gradcheck: input {i} is {inputs[i].dtype.name}; use float64 tensors "
                             "(finite differences in float32 are too noisy to check anything)")
     for i in wrt:
         if not inputs[i].data.flags.c_contiguous:  # (ascontiguousarray would also turn a 0-d array into 1-d)
@@ -87,6 +87,6 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
                          numeric.reshape(-1)[k])
     if worst is not None:
         _, i, idx, a, n = worst
-        raise GradcheckError(f"gradcheck failed for input {i} (shape {inputs[i].shape}) at index {tuple(map(int, idx))}: "
+        raise GradcheckError(f"gradcheck failed for input {i} (shape {tuple(inputs[i].shape)}) at index {tuple(map(int, idx))}: "
                              f"analytic {a:.10g}, numeric {n:.10g} (atol={atol}, rtol={rtol})")
     return True

@@ -13,9 +13,12 @@ The rest of its surface is written as mixins, one file per kind:
 import numpy as np
 
 from . import autograd, backend
-from .dtypes import KIND_DEFAULT, bool_, check_requires_grad, float16, float32, float64, int32, int64, is_float
+from .dtypes import (DTYPE_OF, KIND_DEFAULT, TENSOR_TYPE_NAMES, as_dtype, bool_, check_requires_grad, float16,
+                     float32, float64, int32, int64, is_float)
 from .ops import elementwise as E
+from .printing import Size, tensor_repr
 from .tensor_extra import TensorExtra
+from .tensor_pickle import TensorPickle
 from .tensor_math import TensorMath
 from .tensor_operators import TensorOperators
 from .tensor_shape import TensorShape
@@ -37,12 +40,23 @@ def _to_array(data, dtype=None, device=None):
         return backend.xp_for(device).asarray(data, dtype=dtype, order="C")
 
 
-class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
+# The default dtype= of Tensor(): PyTorch's legacy constructor makes Python data float32 (see __init__).
+FLOAT32_FOR_PYTHON_DATA = "float32 for Python data"
+
+
+class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape):
     __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected operators
 
-    def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        """Wrap `data` (list, scalar, array or Tensor); an array already right for dtype/device is not copied."""
+    def __init__(self, data, dtype=FLOAT32_FOR_PYTHON_DATA, device=None, requires_grad=False):
+        """Wrap `data` (list, scalar, array or Tensor); an array already right for dtype/device is not copied.
+
+        Without dtype=, Python data become float32, as with torch.Tensor([1, 2]); arrays and tensors keep
+        their dtype (torch.Tensor converts them to float32 too). dtype=None, what tensorlite.tensor()
+        passes, gives Python data the default of their kind instead: tensorlite.tensor([1, 2]) is int64.
+        """
+        if dtype is FLOAT32_FOR_PYTHON_DATA:
+            dtype = None if hasattr(data, "dtype") else float32
         data = _to_array(data.data if isinstance(data, Tensor) else data, dtype, device)
         check_requires_grad(requires_grad, data.dtype)
         self.data, self.device, self.requires_grad = data, backend.device_of(data), bool(requires_grad)
@@ -65,11 +79,15 @@ class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
 
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return Size(self.data.shape)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        """The DType (prints as tensorlite.float32; == and hash as the NumPy dtype of .data)."""
+        try:
+            return DTYPE_OF[self.data.dtype]
+        except KeyError:  # a NumPy dtype PyTorch has no name for (complex, big-endian...)
+            return as_dtype(self.data.dtype)
 
     @property
     def ndim(self):
@@ -87,10 +105,17 @@ class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
         return self.ndim
 
     def size(self, dim=None):
-        return self.shape if dim is None else self.shape[dim]
+        return Size(self.data.shape) if dim is None else self.data.shape[dim]
 
     def numel(self):
         return int(self.data.size)
+
+    def is_floating_point(self):
+        return self.dtype.is_floating_point
+
+    def element_size(self):
+        """Bytes per element."""
+        return self.data.dtype.itemsize
 
     def __len__(self):
         if self.ndim == 0:
@@ -98,17 +123,17 @@ class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
         return self.shape[0]
 
     def __repr__(self):
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
-        extra = ""
-        if self.device != "cpu":
-            extra += f", device='{self.device}'"
-        if self.dtype not in (float32, int64, bool_):
-            extra += f", dtype={self.dtype}"
-        if self._ctx is not None:
-            extra += f", grad_fn=<{type(self._ctx).__name__}>"
-        elif self.requires_grad:
-            extra += ", requires_grad=True"
-        return f"tensor({body}{extra})"
+        """PyTorch's text for the tensor (tensorlite/printing.py has the rules)."""
+        grad_fn = None if self._ctx is None else self._ctx.name()
+        return tensor_repr(backend.to_numpy(self.data), self.dtype, self.device, grad_fn, self.requires_grad)
+
+    def __format__(self, spec):
+        """f"{loss:.4f}": as in PyTorch, a 0-d tensor formats as its value (so f"{t}" is the number, too);
+        any other tensor formats as str(t) with an empty spec and raises TypeError with any other.
+        (PyTorch also refuses a spec for a 0-d Parameter; here any 0-d tensor takes one.)"""
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
 
     # ------------------------------------------------------------ host access
     # Each read first runs the range checks queued on a GPU (backend.check_values), so an error
@@ -120,7 +145,7 @@ class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {tuple(self.shape)}")
         backend.run_deferred_checks()
         return self.data.reshape(()).item() if self.device == "cpu" else backend.to_numpy(self.data).reshape(()).item()
 
@@ -219,8 +244,20 @@ class Tensor(TensorOperators, TensorMath, TensorExtra, TensorShape):
     def bool(self):
         return self.to(bool_)
 
-    def type(self, dtype):
-        return self.to(dtype)
+    def type(self, dtype=None):
+        """Without an argument the PyTorch type name ('tensorlite.FloatTensor', 'tensorlite.cuda.LongTensor');
+        with a dtype, a type name or a type such as tensorlite.LongTensor, the tensor converted to it."""
+        if dtype is None:
+            return f"tensorlite.{'' if self.device == 'cpu' else 'cuda.'}{TENSOR_TYPE_NAMES.get(self.dtype, 'Tensor')}"
+        if isinstance(dtype, str):
+            package, _, name = dtype.rpartition(".")
+            if package not in ("tensorlite", "torch", "tensorlite.cuda", "torch.cuda") or \
+                    name not in TENSOR_TYPE_NAMES.values():
+                raise ValueError(f"invalid type: {dtype!r} (expected a name such as 'tensorlite.LongTensor')")
+            out = self.to(next(d for d, n in TENSOR_TYPE_NAMES.items() if n == name))
+            on_cuda = package.endswith("cuda")
+            return out if on_cuda == (out.device != "cpu") else out.cuda() if on_cuda else out.cpu()
+        return self.to(getattr(dtype, "dtype", dtype))
 
 
 class ToDevice(autograd.Function):

@@ -54,7 +54,7 @@ def _describe(t):
     """'(3, 4) float32' (and the device when it is not the CPU)."""
     shape = "(" + ", ".join(str(n) for n in t.shape) + ("," if len(t.shape) == 1 else "") + ")"
     device = "" if t.device == "cpu" else f" {t.device}"
-    return f"{shape} {t.dtype}{device}"
+    return f"{shape} {t.dtype.name}{device}"  # the short name: float32, not tensorlite.float32
 
 
 def _names_by_id(names, params):

@@ -13,10 +13,9 @@ from .. import backend
 from ..autograd import no_grad
 from ..dtypes import is_float
 from ..tensor import Tensor
-from ..tensor_pickle import TensorPickle
 
 
-class Parameter(TensorPickle, Tensor):
+class Parameter(Tensor):
     """A Tensor that a Module registers as a trainable weight (requires_grad=True by default).
 
     ``Parameter(t)`` shares t's array, as in PyTorch. Pickled, it keeps its values, device and
