@@ -110,7 +110,8 @@ def test_adamw_defaults_are_pytorchs(device):
     p0, coef = problem(3)
     params = make_params(p0, device)
     opt = AdamW(params)
-    assert opt.defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
+    assert opt.defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                             maximize=False)
     run(opt, params, coef, 20)
     assert_close(params, adamw_ref(p0, coef, 20, 1e-3, (0.9, 0.999), 1e-8, 1e-2))
 
@@ -180,8 +181,11 @@ class DtypeSpy(np.ndarray):
 
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.1),
                                   lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
-                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1, fused=False)],
-                         ids=["sgd", "nesterov", "adamw"])
+                                  lambda ps: SGD(ps, lr=0.1, weight_decay=0.1, maximize=True),
+                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1, fused=False),
+                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1, amsgrad=True, maximize=True),
+                                  lambda ps: tl.optim.Adam(ps, lr=0.1, weight_decay=0.1, amsgrad=True)],
+                         ids=["sgd", "nesterov", "sgd-maximize", "adamw", "adamw-amsgrad", "adam-l2-amsgrad"])
 def test_no_float64_arithmetic_on_float32_params(make, monkeypatch):
     """Hyperparameters given as NumPy float64 scalars must not turn the float32 update into float64 math."""
     p0, coef = problem(7)
@@ -357,8 +361,7 @@ def test_bad_optimizer_arguments():
         AdamW([p], lr=-1.0)
     with pytest.raises(ValueError, match="lr"):
         SGD([p], lr=-0.1)
-    with pytest.raises(ValueError, match="required option 'lr'"):
-        SGD([p])
+    assert SGD([p]).defaults["lr"] == 1e-3  # PyTorch 2.x: lr is no longer required
     with pytest.raises(ValueError, match="betas"):
         AdamW([p], betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="betas"):
@@ -561,3 +564,152 @@ def test_adamw_trains_a_linear_model(device):
         losses.append(loss.item())
     assert losses[-1] < 1e-2 * losses[0]
     assert all(p.dtype == np.float32 for p in model.parameters())
+
+
+# ---------------------------------------------------------------- side by side with PyTorch
+SHAPES_T = [(4, 3), (6,), (), (2, 2, 2)]
+
+
+def torch_pair(make_tl, make_torch, seed, groups=(slice(0, 2), slice(2, 4)), group_opts=({}, {})):
+    """The same float32 parameters as tensorlite and torch tensors, split into the same param groups."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    p0 = [rng.normal(size=s).astype(np.float32) for s in SHAPES_T]
+    ours = [tl.tensor(p, requires_grad=True) for p in p0]
+    theirs = [torch.tensor(p, requires_grad=True) for p in p0]
+    opt = make_tl([{"params": ours[g], **o} for g, o in zip(groups, group_opts)])
+    ref = make_torch([{"params": theirs[g], **o} for g, o in zip(groups, group_opts)])
+    return rng, ours, theirs, opt, ref
+
+
+def step_both(rng, ours, theirs, opt, ref, steps, tol=(2e-5, 2e-6)):
+    """Random gradients (the same for both), one step each, parameters compared after every step."""
+    torch = pytest.importorskip("torch")
+    for step in range(steps):
+        for a, b in zip(ours, theirs):
+            g = rng.normal(size=a.shape).astype(np.float32)
+            a.grad = tl.tensor(g)
+            b.grad = torch.tensor(g)
+        opt.step()
+        ref.step()
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=tol[0], atol=tol[1],
+                                       err_msg=f"step {step + 1}")
+            assert a.dtype == np.float32
+
+
+def compare_state(opt, ref):
+    """Our state dict reads like torch's: the same buffer names per parameter index, close values."""
+    ours, theirs = opt.state_dict(), ref.state_dict()
+    for i, s in theirs["state"].items():
+        assert set(ours["state"][i]) == set(s), (i, set(ours["state"][i]), set(s))
+        for k, v in s.items():
+            got = ours["state"][i][k]
+            if k == "step":
+                assert got == int(v)
+            else:
+                np.testing.assert_allclose(got.numpy(), v.numpy(), rtol=1e-4, atol=1e-6)
+    for g_ours, g_theirs in zip(ours["param_groups"], theirs["param_groups"]):
+        assert g_ours["params"] == g_theirs["params"]
+        for k in g_ours:
+            assert k in g_theirs, k
+            value = g_ours[k]
+            assert (list(value) if isinstance(value, tuple) else value) == \
+                (list(g_theirs[k]) if isinstance(g_theirs[k], tuple) else g_theirs[k]), k
+
+
+SGD_TORCH = [dict(lr=0.05), dict(lr=0.05, weight_decay=0.1), dict(lr=0.03, momentum=0.9),
+             dict(lr=0.03, momentum=0.8, dampening=0.3, weight_decay=0.05),
+             dict(lr=0.03, momentum=0.9, nesterov=True, weight_decay=0.1),
+             dict(lr=0.03, momentum=0.9, maximize=True, weight_decay=0.1), dict(lr=0.02, maximize=True)]
+ADAM_TORCH = [dict(), dict(lr=0.01, weight_decay=0.1), dict(lr=0.01, amsgrad=True),
+              dict(lr=0.01, amsgrad=True, weight_decay=0.05, betas=(0.8, 0.95), eps=1e-6),
+              dict(lr=0.01, maximize=True, weight_decay=0.1), dict(lr=0.01, amsgrad=True, maximize=True)]
+cfg_id = lambda c: "-".join(f"{k}{v}" for k, v in c.items()) or "defaults"
+
+
+@pytest.mark.parametrize("config", SGD_TORCH, ids=cfg_id)
+def test_sgd_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    pair = torch_pair(lambda g: SGD(g, **config), lambda g: torch.optim.SGD(g, **config), 20,
+                      group_opts=({}, {"lr": 0.01, "weight_decay": 0.02}))
+    step_both(*pair, 30)
+    compare_state(pair[3], pair[4])
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("config", ADAM_TORCH, ids=cfg_id)
+def test_adam_matches_torch(name, config):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(tl.optim, name), getattr(torch.optim, name)
+    pair = torch_pair(lambda g: ours(g, **config), lambda g: theirs(g, **config), 21,
+                      group_opts=({}, {"lr": 0.003, "weight_decay": 0.0, "betas": (0.7, 0.9)}))
+    step_both(*pair, 30)
+    compare_state(pair[3], pair[4])
+
+
+def test_adam_decoupled_weight_decay_is_adamw():
+    torch = pytest.importorskip("torch")
+    config = dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    pair = torch_pair(lambda g: tl.optim.Adam(g, **config), lambda g: torch.optim.Adam(g, **config), 22)
+    step_both(*pair, 25)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_state_dict_round_trip_mid_run_matches_torch(name, tmp_path):
+    """Save at step 12 (through a file), load into a fresh optimizer, go on: still step for step torch's."""
+    torch = pytest.importorskip("torch")
+    config = dict(lr=0.02, momentum=0.9, nesterov=True) if name == "SGD" else dict(lr=0.02, amsgrad=True)
+    rng, ours, theirs, opt, ref = torch_pair(lambda g: getattr(tl.optim, name)(g, **config),
+                                             lambda g: getattr(torch.optim, name)(g, **config), 23)
+    step_both(rng, ours, theirs, opt, ref, 12)
+    tl.save({"optim": opt.state_dict()}, tmp_path / "o.tl")
+    fresh = getattr(tl.optim, name)([{"params": ours[:2]}, {"params": ours[2:]}], **config)
+    fresh.load_state_dict(tl.load(tmp_path / "o.tl")["optim"])
+    step_both(rng, ours, theirs, fresh, ref, 15)
+    compare_state(fresh, ref)
+
+
+def test_zero_grad_default_sets_none_as_torch():
+    torch = pytest.importorskip("torch")
+    import inspect
+    assert inspect.signature(Optimizer.zero_grad).parameters["set_to_none"].default is \
+        inspect.signature(torch.optim.Optimizer.zero_grad).parameters["set_to_none"].default is True
+
+
+def test_amsgrad_keeps_the_largest_second_moment():
+    """Torch-free: after a large gradient and then small ones, amsgrad divides by the old, larger v."""
+    p = tl.tensor([1.0], dtype=tl.float64, requires_grad=True)
+    opt = tl.optim.Adam([p], lr=0.1, betas=(0.0, 0.5), eps=0.0, amsgrad=True)
+    for g in (10.0, 1.0):
+        p.grad = tl.tensor([g], dtype=tl.float64)
+        opt.step()
+    v1, v2 = 0.5 * 100.0, 0.25 * 100.0 + 0.5 * 1.0   # v after each step (beta2 = 0.5)
+    assert opt.state[p]["max_exp_avg_sq"].item() == max(v1, v2) == v1
+    expected = 1.0 - 0.1 * 10.0 / math.sqrt(v1 / 0.5) - 0.1 * 1.0 / math.sqrt(v1 / 0.75)
+    assert math.isclose(p.item(), expected, rel_tol=1e-12)
+
+
+def test_adam_l2_weight_decay_goes_into_the_gradient():
+    """Torch-free: Adam's weight decay is g + wd p (then normalised), AdamW's shrinks p directly."""
+    p = tl.tensor([2.0], dtype=tl.float64, requires_grad=True)
+    q = tl.tensor([2.0], dtype=tl.float64, requires_grad=True)
+    adam, adamw = tl.optim.Adam([p], lr=0.1, weight_decay=0.5), tl.optim.AdamW([q], lr=0.1, weight_decay=0.5)
+    p.grad, q.grad = tl.tensor([0.0], dtype=tl.float64), tl.tensor([0.0], dtype=tl.float64)
+    adam.step(), adamw.step()
+    assert math.isclose(p.item(), 2.0 - 0.1 * 1.0 / (1.0 + 1e-8), rel_tol=1e-12)  # m/sqrt(v) = sign(g + wd p)
+    assert math.isclose(q.item(), 2.0 * (1 - 0.1 * 0.5), rel_tol=1e-12)          # zero gradient: no Adam step
+    np.testing.assert_array_equal(p.grad.numpy(), [0.0])                          # the gradient itself untouched
+
+
+def test_step_between_forward_and_backward_raises_like_torch():
+    """Version counters: backward after an optimizer step uses the changed weight, so it must raise."""
+    if not hasattr(tl.autograd, "mark_dirty"):
+        pytest.skip("needs the engine's version counters (autograd.mark_dirty)")
+    for make in (lambda ps: SGD(ps, lr=0.1), lambda ps: tl.optim.Adam(ps), lambda ps: AdamW(ps, amsgrad=True)):
+        w = tl.tensor([1.0, 2.0], requires_grad=True)
+        w.grad = tl.ones(2)
+        loss = (w * w).sum()
+        make([w]).step()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()

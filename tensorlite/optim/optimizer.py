@@ -4,11 +4,13 @@ An optimizer holds the parameters in ``param_groups``: a list of dicts, each
 with a ``'params'`` list and its own options (``lr``, ``weight_decay``, ...), so
 e.g. biases and LayerNorm weights can get ``weight_decay=0``. Per-parameter
 buffers (momentum, Adam moments) live in ``state[param]`` and are created lazily
-on the first step. ``step()`` changes ``p.data`` in place, under ``no_grad``.
+on the first step. ``step()`` changes ``p.data`` in place, under ``no_grad``, and
+then bumps the parameters' version counters (``mark_updated``), so a graph built
+before the step raises in backward instead of using the changed values, as in PyTorch.
 """
 import numbers
 
-from .. import backend
+from .. import autograd, backend
 from ..dtypes import is_float
 from ..tensor import Tensor
 
@@ -25,6 +27,13 @@ def hyper(group, name):
     """A hyperparameter as a Python float: NumPy treats Python floats as "weak", so a
     float32 parameter stays float32 (an np.float64 scalar would promote the math)."""
     return float(group[name])
+
+
+def mark_updated(params):
+    """Tell autograd that these parameters' arrays were changed in place (their version goes up)."""
+    mark = getattr(autograd, "mark_dirty", None)  # TEMPORARY until the engine's mark_dirty lands
+    if mark is not None and params:
+        mark(*params)
 
 
 class Optimizer:
@@ -154,6 +163,7 @@ class Optimizer:
             for k, v in saved.items():
                 if k != "params":
                     group[k] = tuple(v) if isinstance(self.defaults.get(k), tuple) else v
+            self.check_group(group)  # options a state dict lacks (saved before amsgrad...) keep their values
 
     def __repr__(self):
         lines = [type(self).__name__ + " ("]
