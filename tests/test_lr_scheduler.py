@@ -277,3 +277,26 @@ def test_schedules_work_with_adam_and_adamw():
         for _ in range(4):
             sched.step()
         assert math.isclose(opt.param_groups[0]["lr"], 0.0, abs_tol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["StepLR", "MultiStepLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR",
+                                  "LinearLR-args", "LambdaLR"])
+def test_torch_state_dict_loads_and_continues(name):
+    """A torch scheduler's state dict (same attribute names) loads into ours mid-run; both go on alike."""
+    torch = pytest.importorskip("torch")
+    make = SCHEDULES[name]
+    ref_opt = make_opt(torch)
+    ref = make(torch.optim.lr_scheduler, ref_opt)
+    for _ in range(12):
+        optimizer_step(ref_opt, torch)
+        ref.step()
+    opt = make_opt(tl)
+    sched = make(ours, opt)
+    for group, theirs in zip(opt.param_groups, ref_opt.param_groups):  # what loading the optimizer does
+        group.update({k: v for k, v in theirs.items() if k != "params" and k in group})
+    sched.load_state_dict(ref.state_dict())
+    for step in range(SCHEDULE_TOTAL.get(name, STEPS) - 12):
+        optimizer_step(ref_opt, torch)
+        sched.step()
+        ref.step()
+        assert sched.get_last_lr() == ref.get_last_lr() and snapshot(opt) == snapshot(ref_opt), f"step {step}"

@@ -89,6 +89,12 @@ class MultiStepLR(LRScheduler):
             return group_lrs(self.optimizer)
         return [group["lr"] * self.gamma ** hits for group in self.optimizer.param_groups]
 
+    def load_state_dict(self, state_dict):
+        milestones = state_dict.get("milestones")
+        if isinstance(milestones, dict):  # a PyTorch state dict: a Counter {milestone: how many times}
+            state_dict = {**state_dict, "milestones": sorted(int(m) for m, n in milestones.items() for _ in range(n))}
+        super().load_state_dict(state_dict)
+
     def _get_closed_form_lr(self):
         passed = bisect.bisect_right(self.milestones, self.last_epoch)
         return [base * self.gamma ** passed for base in self.base_lrs]

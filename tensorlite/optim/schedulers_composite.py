@@ -41,7 +41,7 @@ class OneCycleLR(LRScheduler):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
             raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
-        self.anneal_strategy = anneal_strategy
+        self._anneal_func_type = anneal_strategy  # PyTorch's attribute names: state dicts interchange
         # Each phase runs from the previous phase's end_step to its own, between two group entries.
         up = float(pct_start * self.total_steps) - 1
         last = self.total_steps - 1
@@ -54,7 +54,7 @@ class OneCycleLR(LRScheduler):
             phases = [(up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                       (last, "max_lr", "min_lr", "base_momentum", "max_momentum")]
         keys = ("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum")
-        self.schedule_phases = [dict(zip(keys, phase)) for phase in phases]
+        self._schedule_phases = [dict(zip(keys, phase)) for phase in phases]
 
         max_lrs = per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:
@@ -82,15 +82,15 @@ class OneCycleLR(LRScheduler):
             group["momentum"] = value
 
     def get_lr(self):
-        anneal = anneal_cos if self.anneal_strategy == "cos" else anneal_linear
+        anneal = anneal_cos if self._anneal_func_type == "cos" else anneal_linear
         step = self.last_epoch
         if step > self.total_steps:
             raise ValueError(f"Tried to step {step} times. The specified number of total steps is {self.total_steps}")
         lrs = []
         for group in self.optimizer.param_groups:
             start = 0.0
-            for i, phase in enumerate(self.schedule_phases):
-                if step <= phase["end_step"] or i == len(self.schedule_phases) - 1:
+            for i, phase in enumerate(self._schedule_phases):
+                if step <= phase["end_step"] or i == len(self._schedule_phases) - 1:
                     pct = (step - start) / (phase["end_step"] - start)
                     lrs.append(anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
                     if self.cycle_momentum:
@@ -205,7 +205,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
         self.last_epoch = 0
         self._last_lr = group_lrs(optimizer)
-        self.best = math.inf if mode == "min" else -math.inf
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.best = self.mode_worse
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
