@@ -78,7 +78,7 @@ def adamw_ref(p0, coef, steps, lr, betas, eps, weight_decay):
 
 def assert_close(params, expected, tol=1e-12):
     for p, e in zip(params, expected):
-        np.testing.assert_allclose(p.numpy(), e, rtol=tol, atol=tol)
+        np.testing.assert_allclose(p.detach().numpy(), e, rtol=tol, atol=tol)
 
 
 # ---------------------------------------------------------------- update rules
@@ -146,7 +146,7 @@ def test_params_without_grad_are_skipped(device):
     backward(params[:1], coef[:1])
     opt.step()
     assert params[0] in opt.state and params[1] not in opt.state
-    np.testing.assert_array_equal(params[1].numpy(), p0[1])  # no gradient: not even weight decay touches it
+    np.testing.assert_array_equal(params[1].detach().numpy(), p0[1])  # no gradient: not even weight decay touches it
 
 
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
@@ -216,7 +216,7 @@ def test_float32_adamw_close_to_float64(device):
     run(AdamW(p32, lr=0.01), p32, coef, 10)
     run(AdamW(p64, lr=0.01), p64, coef, 10)
     for a, b in zip(p32, p64):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_step_leaves_grads_alone_and_updates_in_place(device):
@@ -225,11 +225,11 @@ def test_step_leaves_grads_alone_and_updates_in_place(device):
     arrays = [p.data for p in params]
     opt = SGD(params, lr=0.1, momentum=0.9, weight_decay=0.1)
     backward(params, coef)
-    grads = [p.grad.numpy() for p in params]
+    grads = [p.grad.detach().numpy() for p in params]
     opt.step()
     opt.step()
     for p, g, a in zip(params, grads, arrays):
-        np.testing.assert_array_equal(p.grad.numpy(), g)
+        np.testing.assert_array_equal(p.grad.detach().numpy(), g)
         assert p.data is a  # the very same array: models holding it see the update
 
 
@@ -257,10 +257,10 @@ def test_zero_grad(device):
     grad_arrays = [p.grad.data for p in params]
     opt.zero_grad(set_to_none=False)
     for p, a in zip(params, grad_arrays):
-        assert p.grad is not None and p.grad.data is a and not p.grad.numpy().any()
+        assert p.grad is not None and p.grad.data is a and not p.grad.detach().numpy().any()
     backward(params, coef)  # accumulates into the zeroed arrays: the same as a fresh gradient
     for p, (a, b), x in zip(params, coef, p0):
-        np.testing.assert_allclose(p.grad.numpy(), grad_ref(x, a, b), rtol=1e-12)
+        np.testing.assert_allclose(p.grad.detach().numpy(), grad_ref(x, a, b), rtol=1e-12)
     opt.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -282,7 +282,7 @@ def test_resume_equals_uninterrupted(device, make, tmp_path):
     tl.save({"params": [p.detach() for p in straight], "optim": opt.state_dict(), "sched": sched.state_dict()},
             tmp_path / "ckpt.tl")
     ckpt = tl.load(tmp_path / "ckpt.tl")
-    resumed = make_params([p.numpy() for p in ckpt["params"]], device, np.float32)
+    resumed = make_params([p.detach().numpy() for p in ckpt["params"]], device, np.float32)
     opt2 = make(resumed)
     opt2.load_state_dict(ckpt["optim"])
     sched2 = WarmupCosine(opt2, warmup_iters=3, max_iters=15)
@@ -295,7 +295,7 @@ def test_resume_equals_uninterrupted(device, make, tmp_path):
             run(o, ps, coef, 1)
             s.step()
     for a, b in zip(straight, resumed):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_state_dict_layout_is_pytorchs():
@@ -314,7 +314,7 @@ def test_state_dict_layout_is_pytorchs():
     opt2.load_state_dict({"param_groups": sd["param_groups"],
                           "state": {i: s for i, s in enumerate(sd["state"]) if s is not None}})
     assert opt2.state[params[2]]["step"] == 1
-    np.testing.assert_array_equal(opt2.state[params[2]]["exp_avg"].numpy(), opt.state[params[2]]["exp_avg"].numpy())
+    np.testing.assert_array_equal(opt2.state[params[2]]["exp_avg"].detach().numpy(), opt.state[params[2]]["exp_avg"].detach().numpy())
     assert opt2.state[params[2]]["exp_avg"].data is not opt.state[params[2]]["exp_avg"].data
 
 
@@ -412,7 +412,7 @@ def test_clip_grad_norm_matches_numpy(device, norm_type, max_norm):
     np.testing.assert_allclose(total.item(), expected, rtol=1e-12)
     coef = min(1.0, max_norm / (expected + 1e-6))
     for p, g in zip(params, grads):
-        np.testing.assert_allclose(p.grad.numpy(), g * coef, rtol=1e-12)
+        np.testing.assert_allclose(p.grad.detach().numpy(), g * coef, rtol=1e-12)
     assert extra.grad is None
 
 
@@ -423,7 +423,7 @@ def test_clip_grad_norm_float32_and_single_tensor(device):
     total = clip_grad_norm_(p, 1.0)
     assert total.dtype == np.float32 and p.grad.dtype == np.float32
     np.testing.assert_allclose(total.item(), 5.0, rtol=1e-6)
-    np.testing.assert_allclose(p.grad.numpy(), g / (5.0 + 1e-6), rtol=1e-6)
+    np.testing.assert_allclose(p.grad.detach().numpy(), g / (5.0 + 1e-6), rtol=1e-6)
 
 
 def test_clip_grad_norm_no_grads_and_bad_args():
@@ -442,7 +442,7 @@ def test_clip_grad_value(device):
     p = tl.zeros(3, dtype=tl.float64, device=device, requires_grad=True)
     p.grad = tl.tensor(g, device=device)
     clip_grad_value_([p], 1.0)
-    np.testing.assert_array_equal(p.grad.numpy(), np.clip(g, -1.0, 1.0))
+    np.testing.assert_array_equal(p.grad.detach().numpy(), np.clip(g, -1.0, 1.0))
     with pytest.raises(ValueError, match="clip_value"):
         clip_grad_value_([p], -1.0)
 
@@ -593,7 +593,7 @@ def step_both(rng, ours, theirs, opt, ref, steps, tol=(2e-5, 2e-6)):
         opt.step()
         ref.step()
         for a, b in zip(ours, theirs):
-            np.testing.assert_allclose(a.numpy(), b.detach().numpy(), rtol=tol[0], atol=tol[1],
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=tol[0], atol=tol[1],
                                        err_msg=f"step {step + 1}")
             assert a.dtype == np.float32
 
@@ -608,7 +608,7 @@ def compare_state(opt, ref):
             if k == "step":
                 assert got == int(v)
             else:
-                np.testing.assert_allclose(got.numpy(), v.numpy(), rtol=1e-4, atol=1e-6)
+                np.testing.assert_allclose(got.detach().numpy(), v.detach().numpy(), rtol=1e-4, atol=1e-6)
     for g_ours, g_theirs in zip(ours["param_groups"], theirs["param_groups"]):
         assert g_ours["params"] == g_theirs["params"]
         for k in g_ours:
@@ -699,7 +699,7 @@ def test_adam_l2_weight_decay_goes_into_the_gradient():
     adam.step(), adamw.step()
     assert math.isclose(p.item(), 2.0 - 0.1 * 1.0 / (1.0 + 1e-8), rel_tol=1e-12)  # m/sqrt(v) = sign(g + wd p)
     assert math.isclose(q.item(), 2.0 * (1 - 0.1 * 0.5), rel_tol=1e-12)          # zero gradient: no Adam step
-    np.testing.assert_array_equal(p.grad.numpy(), [0.0])                          # the gradient itself untouched
+    np.testing.assert_array_equal(p.grad.detach().numpy(), [0.0])                          # the gradient itself untouched
 
 
 def test_step_between_forward_and_backward_raises_like_torch():
