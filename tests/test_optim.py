@@ -713,3 +713,30 @@ def test_step_between_forward_and_backward_raises_like_torch():
         make([w]).step()
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             loss.backward()
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_torch_state_dict_loads_and_continues(name):
+    """torch's state dict (tensors as arrays, step a 0-d tensor) loads mid-run; both go on step for step."""
+    torch = pytest.importorskip("torch")
+    config = dict(lr=0.02, momentum=0.9) if name == "SGD" else dict(lr=0.02, amsgrad=True, weight_decay=0.1)
+    rng, ours, theirs, opt, ref = torch_pair(lambda g: getattr(tl.optim, name)(g, **config),
+                                             lambda g: getattr(torch.optim, name)(g, **config), 24)
+    step_both(rng, ours, theirs, opt, ref, 10)
+    sd = ref.state_dict()
+    sd = {"param_groups": sd["param_groups"],
+          "state": {i: {k: v.numpy() for k, v in s.items()} for i, s in sd["state"].items()}}
+    fresh = getattr(tl.optim, name)([{"params": ours[:2]}, {"params": ours[2:]}], **config)
+    fresh.load_state_dict(sd)
+    assert all(isinstance(s.get("step", 0), int) for s in fresh.state.values())
+    step_both(rng, ours, theirs, fresh, ref, 15)
+
+
+def test_repr_is_torchs_layout():
+    torch = pytest.importorskip("torch")
+    ours = repr(AdamW([{"params": [tl.zeros(1, requires_grad=True)]},
+                       {"params": [tl.zeros(1, requires_grad=True)], "lr": 0.1}]))
+    theirs = repr(torch.optim.AdamW([{"params": [torch.zeros(1, requires_grad=True)]},
+                                     {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.1}]))
+    # the same lines, less the options tensorlite does not have (foreach, fused, capturable, ...)
+    assert [line for line in theirs.splitlines() if line in ours.splitlines()] == ours.splitlines()
