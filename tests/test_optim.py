@@ -740,3 +740,14 @@ def test_repr_is_torchs_layout():
                                      {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.1}]))
     # the same lines, less the options tensorlite does not have (foreach, fused, capturable, ...)
     assert [line for line in theirs.splitlines() if line in ours.splitlines()] == ours.splitlines()
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_options_per_group_match_torch(name):
+    """amsgrad, maximize and weight decay set per parameter group, each group following its own."""
+    torch = pytest.importorskip("torch")
+    opts = ({"amsgrad": True, "weight_decay": 0.2}, {"maximize": True, "lr": 0.004, "eps": 1e-5})
+    pair = torch_pair(lambda g: getattr(tl.optim, name)(g, lr=0.01), lambda g: getattr(torch.optim, name)(g, lr=0.01),
+                      25, group_opts=opts)
+    step_both(*pair, 30)
+    compare_state(pair[3], pair[4])

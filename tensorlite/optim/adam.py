@@ -45,8 +45,6 @@ class Adam(Optimizer):
         if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
             raise ValueError(f"invalid betas: {betas} (need two values in [0, 1))")
         group["betas"] = tuple(float(b) for b in betas)
-        if float(group["eps"]) < 0:
-            raise ValueError(f"invalid eps: {group['eps']} (must be >= 0)")
 
     def new_state(self, p, amsgrad):
         with backend.device_context(p.device):
@@ -69,8 +67,9 @@ class Adam(Optimizer):
                 state = self.state.get(p)
                 if state is None:
                     state = self.state[p] = self.new_state(p, amsgrad)
-                elif amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on mid-run
-                    state["max_exp_avg_sq"] = Tensor.wrap(state["exp_avg_sq"].data.copy(), p.device)
+                elif amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on mid-run: track from now
+                    with backend.device_context(p.device):
+                        state["max_exp_avg_sq"] = Tensor.wrap(p.xp.zeros_like(p.data), p.device)
                 state["step"] += 1
                 t = state["step"]  # a Python int: the bias corrections never touch the device
                 step_size = lr / (1 - beta1 ** t)

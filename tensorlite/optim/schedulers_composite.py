@@ -2,6 +2,7 @@
 ReduceLROnPlateau, with PyTorch's arguments and numbers."""
 import bisect
 import math
+import warnings
 
 from .scheduler_base import LRScheduler, check_optimizer, group_lrs, per_group
 
@@ -174,7 +175,8 @@ class ChainedScheduler(Nested):
     """Steps every schedule in turn at each step(): their (chainable) changes multiply."""
 
     def __init__(self, schedulers, optimizer=None):
-        optimizer = optimizer or schedulers[0].optimizer if schedulers else optimizer
+        if optimizer is None and schedulers:
+            optimizer = schedulers[0].optimizer
         check_children("ChainedScheduler", optimizer, schedulers)
         self._schedulers, self.optimizer = list(schedulers), optimizer
         self._last_lr = group_lrs(optimizer)
@@ -221,6 +223,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def step(self, metrics, epoch=None):
         current = float(metrics)
+        if epoch is not None:
+            warnings.warn("passing an epoch to scheduler.step() is deprecated (as in PyTorch); call "
+                          "step(metric) once per epoch", UserWarning, stacklevel=2)
         self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
         if self.is_better(current, self.best):
             self.best, self.num_bad_epochs = current, 0
