@@ -751,3 +751,53 @@ def test_adam_options_per_group_match_torch(name):
                       25, group_opts=opts)
     step_both(*pair, 30)
     compare_state(pair[3], pair[4])
+
+
+class StatementKernel:
+    """cupy.ElementwiseKernel's calling convention, running our kernel's body statement by statement on
+    NumPy arrays (the body is assignments of arithmetic and sqrt, which read the same in C and Python)."""
+
+    def __init__(self, in_params, out_params, body, name):
+        self.ins = [p.split()[1] for p in in_params.split(",")]
+        self.outs = [p.split()[1] for p in out_params.split(",")]
+        self.statements = [s.strip() for s in body.split(";") if s.strip()]
+
+    def __call__(self, *args):
+        dtype = args[-1].dtype
+        env = {"sqrt": np.sqrt, **{n: np.asarray(a, dtype) for n, a in zip(self.ins, args)}}
+        env.update(zip(self.outs, args[len(self.ins):]))
+        for statement in self.statements:
+            target, expr = (s.strip() for s in statement.split("=", 1))
+            env[target] = eval(expr, {"__builtins__": {}}, env)
+        for n, out in zip(self.outs, args[len(self.ins):]):
+            out[...] = env[n]
+
+
+@pytest.mark.parametrize("config", [dict(weight_decay=0.1), dict(weight_decay=0.1, maximize=True),
+                                    dict(maximize=True), dict(weight_decay=0.1, amsgrad=True)], ids=cfg_id)
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_fused_kernel_path_equals_the_array_path(monkeypatch, name, config):
+    """The CUDA kernel's path for Adam's L2 decay and maximize (the gradient prepared first), run through
+    the kernel's own source on NumPy, gives the array path's numbers exactly (float64)."""
+    import tensorlite.kernels.adamw as kernels_adamw
+    import tensorlite.optim.adamw as optim_adamw
+
+    class FakeCupy:
+        ElementwiseKernel = StatementKernel
+    monkeypatch.setattr(kernels_adamw, "_kernel", None)
+    monkeypatch.setattr(optim_adamw, "adamw_kernel", lambda xp: kernels_adamw.adamw_kernel(FakeCupy))
+    rng = np.random.default_rng(1)
+    p0, grads = rng.standard_normal((3, 5)), [rng.standard_normal((3, 5)) for _ in range(5)]
+    results = []
+    for fused in (True, False):
+        p = tl.tensor(p0, dtype=tl.float64, requires_grad=True)
+        opt = getattr(tl.optim, name)([p], lr=0.05, betas=(0.8, 0.95), eps=1e-6, fused=False, **config)
+        if fused:
+            monkeypatch.setattr(opt, "_use_fused", lambda p: True)
+        for g in grads:
+            p.grad = tl.tensor(g, dtype=tl.float64)
+            opt.step()
+        results.append([p.detach().numpy()] + [b.numpy() for k, b in sorted(opt.state[p].items()) if k != "step"])
+        np.testing.assert_array_equal(p.grad.detach().numpy(), grads[-1])  # the gradient itself untouched
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

@@ -1,7 +1,6 @@
 """Optimizers, learning-rate schedules and gradient clipping, shaped like torch.optim."""
 from . import lr_scheduler
-from .adam import Adam
-from .adamw import AdamW
+from .adamw import Adam, AdamW
 from .clip import clip_grad_norm_, clip_grad_value_
 from .optimizer import Optimizer
 from .sgd import SGD
