@@ -704,8 +704,6 @@ def test_adam_l2_weight_decay_goes_into_the_gradient():
 
 def test_step_between_forward_and_backward_raises_like_torch():
     """Version counters: backward after an optimizer step uses the changed weight, so it must raise."""
-    if not hasattr(tl.autograd, "mark_dirty"):
-        pytest.skip("needs the engine's version counters (autograd.mark_dirty)")
     for make in (lambda ps: SGD(ps, lr=0.1), lambda ps: tl.optim.Adam(ps), lambda ps: AdamW(ps, amsgrad=True)):
         w = tl.tensor([1.0, 2.0], requires_grad=True)
         w.grad = tl.ones(2)

@@ -25,7 +25,7 @@ import math
 from .. import autograd, backend
 from ..kernels.adamw import adamw_kernel
 from ..tensor import Tensor
-from .optimizer import Optimizer, hyper, mark_updated
+from .optimizer import Optimizer, hyper
 
 
 class Adam(Optimizer):
@@ -85,7 +85,7 @@ class Adam(Optimizer):
                                             p.data, m, v)
                     else:
                         self._update(p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps, vmax)
-            mark_updated(params)
+            autograd.mark_dirty(*params)  # changed in place: a graph that saved them must not backward
 
     @staticmethod
     def _effective_grad(p, g, maximize, l2):

@@ -5,12 +5,12 @@ with a ``'params'`` list and its own options (``lr``, ``weight_decay``, ...), so
 e.g. biases and LayerNorm weights can get ``weight_decay=0``. Per-parameter
 buffers (momentum, Adam moments) live in ``state[param]`` and are created lazily
 on the first step. ``step()`` changes ``p.data`` in place, under ``no_grad``, and
-then bumps the parameters' version counters (``mark_updated``), so a graph built
+then bumps the parameters' version counters (``autograd.mark_dirty``), so a graph built
 before the step raises in backward instead of using the changed values, as in PyTorch.
 """
 import numbers
 
-from .. import autograd, backend
+from .. import backend
 from ..dtypes import is_float
 from ..tensor import Tensor
 
@@ -27,13 +27,6 @@ def hyper(group, name):
     """A hyperparameter as a Python float: NumPy treats Python floats as "weak", so a
     float32 parameter stays float32 (an np.float64 scalar would promote the math)."""
     return float(group[name])
-
-
-def mark_updated(params):
-    """Tell autograd that these parameters' arrays were changed in place (their version goes up)."""
-    mark = getattr(autograd, "mark_dirty", None)  # TEMPORARY until the engine's mark_dirty lands
-    if mark is not None and params:
-        mark(*params)
 
 
 class Optimizer:

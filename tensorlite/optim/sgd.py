@@ -9,7 +9,7 @@
 """
 from .. import autograd, backend
 from ..tensor import Tensor
-from .optimizer import Optimizer, hyper, mark_updated
+from .optimizer import Optimizer, hyper
 
 
 class SGD(Optimizer):
@@ -34,7 +34,7 @@ class SGD(Optimizer):
             for p in params:
                 with backend.device_context(p.device):
                     self._update(p, lr, momentum, dampening, wd, nesterov, maximize)
-            mark_updated(params)
+            autograd.mark_dirty(*params)  # changed in place: a graph that saved them must not backward
 
     def _update(self, p, lr, momentum, dampening, wd, nesterov, maximize):
         g = p.grad.data
