@@ -78,7 +78,7 @@ def adamw_ref(p0, coef, steps, lr, betas, eps, weight_decay):
 
 def assert_close(params, expected, tol=1e-12):
     for p, e in zip(params, expected):
-        np.testing.assert_allclose(p.numpy(), e, rtol=tol, atol=tol)
+        np.testing.assert_allclose(p.detach().numpy(), e, rtol=tol, atol=tol)
 
 
 # ---------------------------------------------------------------- update rules
@@ -110,7 +110,8 @@ def test_adamw_defaults_are_pytorchs(device):
     p0, coef = problem(3)
     params = make_params(p0, device)
     opt = AdamW(params)
-    assert opt.defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
+    assert opt.defaults == dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False,
+                             maximize=False)
     run(opt, params, coef, 20)
     assert_close(params, adamw_ref(p0, coef, 20, 1e-3, (0.9, 0.999), 1e-8, 1e-2))
 
@@ -145,7 +146,7 @@ def test_params_without_grad_are_skipped(device):
     backward(params[:1], coef[:1])
     opt.step()
     assert params[0] in opt.state and params[1] not in opt.state
-    np.testing.assert_array_equal(params[1].numpy(), p0[1])  # no gradient: not even weight decay touches it
+    np.testing.assert_array_equal(params[1].detach().numpy(), p0[1])  # no gradient: not even weight decay touches it
 
 
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
@@ -180,8 +181,11 @@ class DtypeSpy(np.ndarray):
 
 @pytest.mark.parametrize("make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.1),
                                   lambda ps: SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1, nesterov=True),
-                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1, fused=False)],
-                         ids=["sgd", "nesterov", "adamw"])
+                                  lambda ps: SGD(ps, lr=0.1, weight_decay=0.1, maximize=True),
+                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1, fused=False),
+                                  lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1, amsgrad=True, maximize=True),
+                                  lambda ps: tl.optim.Adam(ps, lr=0.1, weight_decay=0.1, amsgrad=True)],
+                         ids=["sgd", "nesterov", "sgd-maximize", "adamw", "adamw-amsgrad", "adam-l2-amsgrad"])
 def test_no_float64_arithmetic_on_float32_params(make, monkeypatch):
     """Hyperparameters given as NumPy float64 scalars must not turn the float32 update into float64 math."""
     p0, coef = problem(7)
@@ -212,7 +216,7 @@ def test_float32_adamw_close_to_float64(device):
     run(AdamW(p32, lr=0.01), p32, coef, 10)
     run(AdamW(p64, lr=0.01), p64, coef, 10)
     for a, b in zip(p32, p64):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_step_leaves_grads_alone_and_updates_in_place(device):
@@ -221,11 +225,11 @@ def test_step_leaves_grads_alone_and_updates_in_place(device):
     arrays = [p.data for p in params]
     opt = SGD(params, lr=0.1, momentum=0.9, weight_decay=0.1)
     backward(params, coef)
-    grads = [p.grad.numpy() for p in params]
+    grads = [p.grad.detach().numpy() for p in params]
     opt.step()
     opt.step()
     for p, g, a in zip(params, grads, arrays):
-        np.testing.assert_array_equal(p.grad.numpy(), g)
+        np.testing.assert_array_equal(p.grad.detach().numpy(), g)
         assert p.data is a  # the very same array: models holding it see the update
 
 
@@ -253,10 +257,10 @@ def test_zero_grad(device):
     grad_arrays = [p.grad.data for p in params]
     opt.zero_grad(set_to_none=False)
     for p, a in zip(params, grad_arrays):
-        assert p.grad is not None and p.grad.data is a and not p.grad.numpy().any()
+        assert p.grad is not None and p.grad.data is a and not p.grad.detach().numpy().any()
     backward(params, coef)  # accumulates into the zeroed arrays: the same as a fresh gradient
     for p, (a, b), x in zip(params, coef, p0):
-        np.testing.assert_allclose(p.grad.numpy(), grad_ref(x, a, b), rtol=1e-12)
+        np.testing.assert_allclose(p.grad.detach().numpy(), grad_ref(x, a, b), rtol=1e-12)
     opt.zero_grad()
     assert all(p.grad is None for p in params)
 
@@ -278,7 +282,7 @@ def test_resume_equals_uninterrupted(device, make, tmp_path):
     tl.save({"params": [p.detach() for p in straight], "optim": opt.state_dict(), "sched": sched.state_dict()},
             tmp_path / "ckpt.tl")
     ckpt = tl.load(tmp_path / "ckpt.tl")
-    resumed = make_params([p.numpy() for p in ckpt["params"]], device, np.float32)
+    resumed = make_params([p.detach().numpy() for p in ckpt["params"]], device, np.float32)
     opt2 = make(resumed)
     opt2.load_state_dict(ckpt["optim"])
     sched2 = WarmupCosine(opt2, warmup_iters=3, max_iters=15)
@@ -291,7 +295,7 @@ def test_resume_equals_uninterrupted(device, make, tmp_path):
             run(o, ps, coef, 1)
             s.step()
     for a, b in zip(straight, resumed):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
 
 
 def test_state_dict_layout_is_pytorchs():
@@ -310,7 +314,7 @@ def test_state_dict_layout_is_pytorchs():
     opt2.load_state_dict({"param_groups": sd["param_groups"],
                           "state": {i: s for i, s in enumerate(sd["state"]) if s is not None}})
     assert opt2.state[params[2]]["step"] == 1
-    np.testing.assert_array_equal(opt2.state[params[2]]["exp_avg"].numpy(), opt.state[params[2]]["exp_avg"].numpy())
+    np.testing.assert_array_equal(opt2.state[params[2]]["exp_avg"].detach().numpy(), opt.state[params[2]]["exp_avg"].detach().numpy())
     assert opt2.state[params[2]]["exp_avg"].data is not opt.state[params[2]]["exp_avg"].data
 
 
@@ -357,8 +361,7 @@ def test_bad_optimizer_arguments():
         AdamW([p], lr=-1.0)
     with pytest.raises(ValueError, match="lr"):
         SGD([p], lr=-0.1)
-    with pytest.raises(ValueError, match="required option 'lr'"):
-        SGD([p])
+    assert SGD([p]).defaults["lr"] == 1e-3  # PyTorch 2.x: lr is no longer required
     with pytest.raises(ValueError, match="betas"):
         AdamW([p], betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="betas"):
@@ -409,7 +412,7 @@ def test_clip_grad_norm_matches_numpy(device, norm_type, max_norm):
     np.testing.assert_allclose(total.item(), expected, rtol=1e-12)
     coef = min(1.0, max_norm / (expected + 1e-6))
     for p, g in zip(params, grads):
-        np.testing.assert_allclose(p.grad.numpy(), g * coef, rtol=1e-12)
+        np.testing.assert_allclose(p.grad.detach().numpy(), g * coef, rtol=1e-12)
     assert extra.grad is None
 
 
@@ -420,7 +423,7 @@ def test_clip_grad_norm_float32_and_single_tensor(device):
     total = clip_grad_norm_(p, 1.0)
     assert total.dtype == np.float32 and p.grad.dtype == np.float32
     np.testing.assert_allclose(total.item(), 5.0, rtol=1e-6)
-    np.testing.assert_allclose(p.grad.numpy(), g / (5.0 + 1e-6), rtol=1e-6)
+    np.testing.assert_allclose(p.grad.detach().numpy(), g / (5.0 + 1e-6), rtol=1e-6)
 
 
 def test_clip_grad_norm_no_grads_and_bad_args():
@@ -439,7 +442,7 @@ def test_clip_grad_value(device):
     p = tl.zeros(3, dtype=tl.float64, device=device, requires_grad=True)
     p.grad = tl.tensor(g, device=device)
     clip_grad_value_([p], 1.0)
-    np.testing.assert_array_equal(p.grad.numpy(), np.clip(g, -1.0, 1.0))
+    np.testing.assert_array_equal(p.grad.detach().numpy(), np.clip(g, -1.0, 1.0))
     with pytest.raises(ValueError, match="clip_value"):
         clip_grad_value_([p], -1.0)
 
@@ -561,3 +564,238 @@ def test_adamw_trains_a_linear_model(device):
         losses.append(loss.item())
     assert losses[-1] < 1e-2 * losses[0]
     assert all(p.dtype == np.float32 for p in model.parameters())
+
+
+# ---------------------------------------------------------------- side by side with PyTorch
+SHAPES_T = [(4, 3), (6,), (), (2, 2, 2)]
+
+
+def torch_pair(make_tl, make_torch, seed, groups=(slice(0, 2), slice(2, 4)), group_opts=({}, {})):
+    """The same float32 parameters as tensorlite and torch tensors, split into the same param groups."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    p0 = [rng.normal(size=s).astype(np.float32) for s in SHAPES_T]
+    ours = [tl.tensor(p, requires_grad=True) for p in p0]
+    theirs = [torch.tensor(p, requires_grad=True) for p in p0]
+    opt = make_tl([{"params": ours[g], **o} for g, o in zip(groups, group_opts)])
+    ref = make_torch([{"params": theirs[g], **o} for g, o in zip(groups, group_opts)])
+    return rng, ours, theirs, opt, ref
+
+
+def step_both(rng, ours, theirs, opt, ref, steps, tol=(2e-5, 2e-6)):
+    """Random gradients (the same for both), one step each, parameters compared after every step."""
+    torch = pytest.importorskip("torch")
+    for step in range(steps):
+        for a, b in zip(ours, theirs):
+            g = rng.normal(size=a.shape).astype(np.float32)
+            a.grad = tl.tensor(g)
+            b.grad = torch.tensor(g)
+        opt.step()
+        ref.step()
+        for a, b in zip(ours, theirs):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=tol[0], atol=tol[1],
+                                       err_msg=f"step {step + 1}")
+            assert a.dtype == np.float32
+
+
+def compare_state(opt, ref):
+    """Our state dict reads like torch's: the same buffer names per parameter index, close values."""
+    ours, theirs = opt.state_dict(), ref.state_dict()
+    for i, s in theirs["state"].items():
+        assert set(ours["state"][i]) == set(s), (i, set(ours["state"][i]), set(s))
+        for k, v in s.items():
+            got = ours["state"][i][k]
+            if k == "step":
+                assert got == int(v)
+            else:
+                np.testing.assert_allclose(got.detach().numpy(), v.detach().numpy(), rtol=1e-4, atol=1e-6)
+    for g_ours, g_theirs in zip(ours["param_groups"], theirs["param_groups"]):
+        assert g_ours["params"] == g_theirs["params"]
+        for k in g_ours:
+            assert k in g_theirs, k
+            value = g_ours[k]
+            assert (list(value) if isinstance(value, tuple) else value) == \
+                (list(g_theirs[k]) if isinstance(g_theirs[k], tuple) else g_theirs[k]), k
+
+
+SGD_TORCH = [dict(lr=0.05), dict(lr=0.05, weight_decay=0.1), dict(lr=0.03, momentum=0.9),
+             dict(lr=0.03, momentum=0.8, dampening=0.3, weight_decay=0.05),
+             dict(lr=0.03, momentum=0.9, nesterov=True, weight_decay=0.1),
+             dict(lr=0.03, momentum=0.9, maximize=True, weight_decay=0.1), dict(lr=0.02, maximize=True)]
+ADAM_TORCH = [dict(), dict(lr=0.01, weight_decay=0.1), dict(lr=0.01, amsgrad=True),
+              dict(lr=0.01, amsgrad=True, weight_decay=0.05, betas=(0.8, 0.95), eps=1e-6),
+              dict(lr=0.01, maximize=True, weight_decay=0.1), dict(lr=0.01, amsgrad=True, maximize=True)]
+cfg_id = lambda c: "-".join(f"{k}{v}" for k, v in c.items()) or "defaults"
+
+
+@pytest.mark.parametrize("config", SGD_TORCH, ids=cfg_id)
+def test_sgd_matches_torch(config):
+    torch = pytest.importorskip("torch")
+    pair = torch_pair(lambda g: SGD(g, **config), lambda g: torch.optim.SGD(g, **config), 20,
+                      group_opts=({}, {"lr": 0.01, "weight_decay": 0.02}))
+    step_both(*pair, 30)
+    compare_state(pair[3], pair[4])
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("config", ADAM_TORCH, ids=cfg_id)
+def test_adam_matches_torch(name, config):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(tl.optim, name), getattr(torch.optim, name)
+    pair = torch_pair(lambda g: ours(g, **config), lambda g: theirs(g, **config), 21,
+                      group_opts=({}, {"lr": 0.003, "weight_decay": 0.0, "betas": (0.7, 0.9)}))
+    step_both(*pair, 30)
+    compare_state(pair[3], pair[4])
+
+
+def test_adam_decoupled_weight_decay_is_adamw():
+    torch = pytest.importorskip("torch")
+    config = dict(lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)
+    pair = torch_pair(lambda g: tl.optim.Adam(g, **config), lambda g: torch.optim.Adam(g, **config), 22)
+    step_both(*pair, 25)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_state_dict_round_trip_mid_run_matches_torch(name, tmp_path):
+    """Save at step 12 (through a file), load into a fresh optimizer, go on: still step for step torch's."""
+    torch = pytest.importorskip("torch")
+    config = dict(lr=0.02, momentum=0.9, nesterov=True) if name == "SGD" else dict(lr=0.02, amsgrad=True)
+    rng, ours, theirs, opt, ref = torch_pair(lambda g: getattr(tl.optim, name)(g, **config),
+                                             lambda g: getattr(torch.optim, name)(g, **config), 23)
+    step_both(rng, ours, theirs, opt, ref, 12)
+    tl.save({"optim": opt.state_dict()}, tmp_path / "o.tl")
+    fresh = getattr(tl.optim, name)([{"params": ours[:2]}, {"params": ours[2:]}], **config)
+    fresh.load_state_dict(tl.load(tmp_path / "o.tl")["optim"])
+    step_both(rng, ours, theirs, fresh, ref, 15)
+    compare_state(fresh, ref)
+
+
+def test_zero_grad_default_sets_none_as_torch():
+    torch = pytest.importorskip("torch")
+    import inspect
+    assert inspect.signature(Optimizer.zero_grad).parameters["set_to_none"].default is \
+        inspect.signature(torch.optim.Optimizer.zero_grad).parameters["set_to_none"].default is True
+
+
+def test_amsgrad_keeps_the_largest_second_moment():
+    """Torch-free: after a large gradient and then small ones, amsgrad divides by the old, larger v."""
+    p = tl.tensor([1.0], dtype=tl.float64, requires_grad=True)
+    opt = tl.optim.Adam([p], lr=0.1, betas=(0.0, 0.5), eps=0.0, amsgrad=True)
+    for g in (10.0, 1.0):
+        p.grad = tl.tensor([g], dtype=tl.float64)
+        opt.step()
+    v1, v2 = 0.5 * 100.0, 0.25 * 100.0 + 0.5 * 1.0   # v after each step (beta2 = 0.5)
+    assert opt.state[p]["max_exp_avg_sq"].item() == max(v1, v2) == v1
+    expected = 1.0 - 0.1 * 10.0 / math.sqrt(v1 / 0.5) - 0.1 * 1.0 / math.sqrt(v1 / 0.75)
+    assert math.isclose(p.item(), expected, rel_tol=1e-12)
+
+
+def test_adam_l2_weight_decay_goes_into_the_gradient():
+    """Torch-free: Adam's weight decay is g + wd p (then normalised), AdamW's shrinks p directly."""
+    p = tl.tensor([2.0], dtype=tl.float64, requires_grad=True)
+    q = tl.tensor([2.0], dtype=tl.float64, requires_grad=True)
+    adam, adamw = tl.optim.Adam([p], lr=0.1, weight_decay=0.5), tl.optim.AdamW([q], lr=0.1, weight_decay=0.5)
+    p.grad, q.grad = tl.tensor([0.0], dtype=tl.float64), tl.tensor([0.0], dtype=tl.float64)
+    adam.step(), adamw.step()
+    assert math.isclose(p.item(), 2.0 - 0.1 * 1.0 / (1.0 + 1e-8), rel_tol=1e-12)  # m/sqrt(v) = sign(g + wd p)
+    assert math.isclose(q.item(), 2.0 * (1 - 0.1 * 0.5), rel_tol=1e-12)          # zero gradient: no Adam step
+    np.testing.assert_array_equal(p.grad.detach().numpy(), [0.0])                          # the gradient itself untouched
+
+
+def test_step_between_forward_and_backward_raises_like_torch():
+    """Version counters: backward after an optimizer step uses the changed weight, so it must raise."""
+    for make in (lambda ps: SGD(ps, lr=0.1), lambda ps: tl.optim.Adam(ps), lambda ps: AdamW(ps, amsgrad=True)):
+        w = tl.tensor([1.0, 2.0], requires_grad=True)
+        w.grad = tl.ones(2)
+        loss = (w * w).sum()
+        make([w]).step()
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_torch_state_dict_loads_and_continues(name):
+    """torch's state dict (tensors as arrays, step a 0-d tensor) loads mid-run; both go on step for step."""
+    torch = pytest.importorskip("torch")
+    config = dict(lr=0.02, momentum=0.9) if name == "SGD" else dict(lr=0.02, amsgrad=True, weight_decay=0.1)
+    rng, ours, theirs, opt, ref = torch_pair(lambda g: getattr(tl.optim, name)(g, **config),
+                                             lambda g: getattr(torch.optim, name)(g, **config), 24)
+    step_both(rng, ours, theirs, opt, ref, 10)
+    sd = ref.state_dict()
+    sd = {"param_groups": sd["param_groups"],
+          "state": {i: {k: v.numpy() for k, v in s.items()} for i, s in sd["state"].items()}}
+    fresh = getattr(tl.optim, name)([{"params": ours[:2]}, {"params": ours[2:]}], **config)
+    fresh.load_state_dict(sd)
+    assert all(isinstance(s.get("step", 0), int) for s in fresh.state.values())
+    step_both(rng, ours, theirs, fresh, ref, 15)
+
+
+def test_repr_is_torchs_layout():
+    torch = pytest.importorskip("torch")
+    ours = repr(AdamW([{"params": [tl.zeros(1, requires_grad=True)]},
+                       {"params": [tl.zeros(1, requires_grad=True)], "lr": 0.1}]))
+    theirs = repr(torch.optim.AdamW([{"params": [torch.zeros(1, requires_grad=True)]},
+                                     {"params": [torch.zeros(1, requires_grad=True)], "lr": 0.1}]))
+    # the same lines, less the options tensorlite does not have (foreach, fused, capturable, ...)
+    assert [line for line in theirs.splitlines() if line in ours.splitlines()] == ours.splitlines()
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_options_per_group_match_torch(name):
+    """amsgrad, maximize and weight decay set per parameter group, each group following its own."""
+    torch = pytest.importorskip("torch")
+    opts = ({"amsgrad": True, "weight_decay": 0.2}, {"maximize": True, "lr": 0.004, "eps": 1e-5})
+    pair = torch_pair(lambda g: getattr(tl.optim, name)(g, lr=0.01), lambda g: getattr(torch.optim, name)(g, lr=0.01),
+                      25, group_opts=opts)
+    step_both(*pair, 30)
+    compare_state(pair[3], pair[4])
+
+
+class StatementKernel:
+    """cupy.ElementwiseKernel's calling convention, running our kernel's body statement by statement on
+    NumPy arrays (the body is assignments of arithmetic and sqrt, which read the same in C and Python)."""
+
+    def __init__(self, in_params, out_params, body, name):
+        self.ins = [p.split()[1] for p in in_params.split(",")]
+        self.outs = [p.split()[1] for p in out_params.split(",")]
+        self.statements = [s.strip() for s in body.split(";") if s.strip()]
+
+    def __call__(self, *args):
+        dtype = args[-1].dtype
+        env = {"sqrt": np.sqrt, **{n: np.asarray(a, dtype) for n, a in zip(self.ins, args)}}
+        env.update(zip(self.outs, args[len(self.ins):]))
+        for statement in self.statements:
+            target, expr = (s.strip() for s in statement.split("=", 1))
+            env[target] = eval(expr, {"__builtins__": {}}, env)
+        for n, out in zip(self.outs, args[len(self.ins):]):
+            out[...] = env[n]
+
+
+@pytest.mark.parametrize("config", [dict(weight_decay=0.1), dict(weight_decay=0.1, maximize=True),
+                                    dict(maximize=True), dict(weight_decay=0.1, amsgrad=True)], ids=cfg_id)
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_fused_kernel_path_equals_the_array_path(monkeypatch, name, config):
+    """The CUDA kernel's path for Adam's L2 decay and maximize (the gradient prepared first), run through
+    the kernel's own source on NumPy, gives the array path's numbers exactly (float64)."""
+    import tensorlite.kernels.adamw as kernels_adamw
+    import tensorlite.optim.adamw as optim_adamw
+
+    class FakeCupy:
+        ElementwiseKernel = StatementKernel
+    monkeypatch.setattr(kernels_adamw, "_kernel", None)
+    monkeypatch.setattr(optim_adamw, "adamw_kernel", lambda xp: kernels_adamw.adamw_kernel(FakeCupy))
+    rng = np.random.default_rng(1)
+    p0, grads = rng.standard_normal((3, 5)), [rng.standard_normal((3, 5)) for _ in range(5)]
+    results = []
+    for fused in (True, False):
+        p = tl.tensor(p0, dtype=tl.float64, requires_grad=True)
+        opt = getattr(tl.optim, name)([p], lr=0.05, betas=(0.8, 0.95), eps=1e-6, fused=False, **config)
+        if fused:
+            monkeypatch.setattr(opt, "_use_fused", lambda p: True)
+        for g in grads:
+            p.grad = tl.tensor(g, dtype=tl.float64)
+            opt.step()
+        results.append([p.detach().numpy()] + [b.numpy() for k, b in sorted(opt.state[p].items()) if k != "step"])
+        np.testing.assert_array_equal(p.grad.detach().numpy(), grads[-1])  # the gradient itself untouched
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

@@ -6,5 +6,5 @@ several; the tests check the two against each other where a GPU is present. Kern
 cupy at module import: the caller passes the array module in (``p.xp``, or ``tensorlite.backend``'s
 ``xp_for``), so importing tensorlite never needs CuPy.
 
-- adamw.py  the whole AdamW update of one parameter (reference: ``optim.AdamW`` with ``fused=False``)
+- adamw.py  the whole Adam/AdamW update of one parameter (reference: ``optim.AdamW`` with ``fused=False``)
 """

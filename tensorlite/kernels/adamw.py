@@ -1,6 +1,6 @@
 """AdamW's update of one parameter as one elementwise CUDA kernel: reads g, p, m, v once, writes p, m, v once.
 
-The same update as ``AdamW._update`` (``tensorlite/optim/adamw.py``), which does it in several
+The same update as ``Adam._update`` (``tensorlite/optim/adamw.py``, for Adam and AdamW), which does it in several
 in-place array operations and is the reference for this kernel:
 
     p = p * decay;  m = m + c1 (g - m);  v = beta2 v + c2 g^2;  p = p - step_size m / (sqrt(v) / bc2_sqrt + eps)

@@ -1,11 +1,14 @@
-"""AdamW: Adam with decoupled weight decay, exactly PyTorch's update rule.
+"""Adam and AdamW (Adam with decoupled weight decay, Loshchilov & Hutter): exactly PyTorch's update rules.
 
 With gradient g, step t (from 1), and the moments m, v (zeros at first):
 
-    p = p * (1 - lr * weight_decay)                  decay the weight itself, not the gradient
+    g = -g                                           if maximize (climb the objective instead)
+    g = g + weight_decay * p                         Adam: an L2 penalty folded into the gradient
+    p = p * (1 - lr * weight_decay)                  AdamW: decay the weight itself, not the gradient
     m = beta1 * m + (1 - beta1) * g                  running mean of g
     v = beta2 * v + (1 - beta2) * g * g              running mean of g^2
-    p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    v_max = max(v_max, v)                            if amsgrad: the denominator never shrinks
+    p = p - lr / (1 - beta1^t) * m / (sqrt(v or v_max) / sqrt(1 - beta2^t) + eps)
 
 The divisions by 1 - beta^t undo the pull of the zero start towards 0; eps sits
 outside the square root of the bias-corrected second moment, as in PyTorch.
@@ -13,7 +16,9 @@ outside the square root of the bias-corrected second moment, as in PyTorch.
 Every step runs on each parameter in place. On the CPU that is a few NumPy calls
 into one reusable scratch buffer; on a GPU (float32/float64) it is one fused
 CuPy kernel per parameter (tensorlite.kernels.adamw) that reads g, p, m, v once
-and writes p, m, v once. The array-operation path is the kernel's reference.
+and writes p, m, v once (amsgrad takes the array path). The array-operation path
+is the kernel's reference. AdamW's default (no amsgrad, no maximize), the training
+step, reads the gradient as it is, with no extra array.
 """
 import math
 
@@ -23,10 +28,16 @@ from ..tensor import Tensor
 from .optimizer import Optimizer, hyper
 
 
-class AdamW(Optimizer):
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, fused=None):
+class Adam(Optimizer):
+    """torch.optim.Adam: weight_decay is an L2 penalty added to the gradient (decoupled_weight_decay=True
+    makes it AdamW). ``foreach`` is accepted for PyTorch's signature and ignored (one loop over parameters)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+                 foreach=None, maximize=False, fused=None, decoupled_weight_decay=False):
         """fused: None picks the fused kernel on CUDA for float32/float64; False always uses array ops."""
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        self.decoupled = bool(decoupled_weight_decay)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=bool(amsgrad), maximize=bool(maximize)))
         self.fused = fused
 
     def check_group(self, group):
@@ -35,32 +46,61 @@ class AdamW(Optimizer):
             raise ValueError(f"invalid betas: {betas} (need two values in [0, 1))")
         group["betas"] = tuple(float(b) for b in betas)
 
+    def new_state(self, p, amsgrad):
+        with backend.device_context(p.device):
+            zeros = lambda: Tensor.wrap(p.xp.zeros_like(p.data), p.device)
+            state = {"step": 0, "exp_avg": zeros(), "exp_avg_sq": zeros()}
+            if amsgrad:
+                state["max_exp_avg_sq"] = zeros()
+        return state
+
     @autograd.no_grad()
     def step(self):
         for group in self.param_groups:
             lr, eps, wd = hyper(group, "lr"), hyper(group, "eps"), hyper(group, "weight_decay")
             beta1, beta2 = (float(b) for b in group["betas"])
-            for p in self.params_with_grad(group):
+            amsgrad, maximize = group["amsgrad"], group["maximize"]
+            l2 = 0.0 if self.decoupled else wd    # added to the gradient (Adam)
+            wd = wd if self.decoupled else 0.0    # applied to the weight (AdamW)
+            params = self.params_with_grad(group)
+            for p in params:
                 state = self.state.get(p)
                 if state is None:
+                    state = self.state[p] = self.new_state(p, amsgrad)
+                elif amsgrad and "max_exp_avg_sq" not in state:  # amsgrad switched on mid-run: track from now
                     with backend.device_context(p.device):
-                        state = self.state[p] = {"step": 0,
-                                                 "exp_avg": Tensor.wrap(p.xp.zeros_like(p.data), p.device),
-                                                 "exp_avg_sq": Tensor.wrap(p.xp.zeros_like(p.data), p.device)}
+                        state["max_exp_avg_sq"] = Tensor.wrap(p.xp.zeros_like(p.data), p.device)
                 state["step"] += 1
                 t = state["step"]  # a Python int: the bias corrections never touch the device
                 step_size = lr / (1 - beta1 ** t)
                 bc2_sqrt = math.sqrt(1 - beta2 ** t)
                 decay = 1 - lr * wd
                 g, m, v = p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data
+                vmax = state["max_exp_avg_sq"].data if amsgrad else None
                 with backend.device_context(p.device):
-                    if self._use_fused(p):
+                    if maximize or l2 != 0:
+                        g = self._effective_grad(p, g, maximize, l2)
+                    if vmax is None and self._use_fused(p):
                         adamw_kernel(p.xp)(g, decay, 1 - beta1, beta2, 1 - beta2, step_size, bc2_sqrt, eps,
                                             p.data, m, v)
                     else:
-                        self._update(p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps)
+                        self._update(p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps, vmax)
+            autograd.mark_dirty(*params)  # changed in place: a graph that saved them must not backward
 
-    def _update(self, p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps):
+    @staticmethod
+    def _effective_grad(p, g, maximize, l2):
+        """-g if maximize, plus l2 * p (Adam's weight decay): a new array, p.grad stays as it is."""
+        xp = p.xp
+        if l2 == 0:
+            return xp.negative(g)
+        d = xp.multiply(p.data, l2)
+        if maximize:
+            d -= g
+        else:
+            d += g
+        return d
+
+    def _update(self, p, g, m, v, wd, decay, beta1, beta2, step_size, bc2_sqrt, eps, vmax=None):
         """The same update as the fused kernel, as in-place array operations into one scratch buffer."""
         xp, tmp = p.xp, self.scratch(p)
         if wd != 0:
@@ -72,6 +112,9 @@ class AdamW(Optimizer):
         tmp *= 1 - beta2
         v *= beta2
         v += tmp
+        if vmax is not None:            # amsgrad: the largest v so far
+            xp.maximum(vmax, v, out=vmax)
+            v = vmax
         xp.sqrt(v, out=tmp)             # denominator sqrt(v) / sqrt(bc2) + eps
         tmp /= bc2_sqrt
         tmp += eps
@@ -84,6 +127,15 @@ class AdamW(Optimizer):
             return False
         ok = p.dtype.kind == "f" and p.dtype.itemsize in (4, 8)
         if self.fused and not ok:
-            raise TypeError(f"fused AdamW supports float32/float64 parameters, got {p.dtype}")
+            raise TypeError(f"fused {type(self).__name__} supports float32/float64 parameters, got {p.dtype}")
         return ok
 
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with p = p * (1 - lr * weight_decay) before the step (weight_decay 1e-2)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, foreach=None, fused=None):
+        """fused: None picks the fused kernel on CUDA for float32/float64; False always uses array ops."""
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         foreach=foreach, maximize=maximize, fused=fused, decoupled_weight_decay=True)

@@ -1,5 +1,11 @@
 """Learning-rate schedules: they set ``group['lr']`` of an optimizer, one call of step() per iteration.
 
+PyTorch's schedules, with its names, arguments, step() protocol and numbers (scheduler_base.py,
+schedulers.py, schedulers_composite.py): LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR,
+LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR, OneCycleLR, SequentialLR, ChainedScheduler,
+ReduceLROnPlateau. Here also tensorlite's own WarmupCosine (and warmup_cosine_lr), which our training
+loop uses, and Constant (a factor for the first total_iters steps; ConstantLR with other defaults).
+
 As in PyTorch, making a scheduler already sets the learning rate of iteration 0,
 and ``scheduler.step()`` goes after ``optimizer.step()``:
 
@@ -13,7 +19,14 @@ loops that set the learning rate themselves.
 import math
 import numbers
 
-from .optimizer import Optimizer
+from .scheduler_base import LRScheduler
+from .schedulers import (ConstantLR, CosineAnnealingLR, ExponentialLR, LambdaLR, LinearLR, MultiplicativeLR,
+                         MultiStepLR, PolynomialLR, StepLR)
+from .schedulers_composite import ChainedScheduler, OneCycleLR, ReduceLROnPlateau, SequentialLR
+
+__all__ = ["LRScheduler", "LambdaLR", "MultiplicativeLR", "StepLR", "MultiStepLR", "ConstantLR", "LinearLR",
+           "ExponentialLR", "PolynomialLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR", "ChainedScheduler",
+           "ReduceLROnPlateau", "WarmupCosine", "Constant", "ClosedFormLR", "warmup_cosine_lr"]
 
 
 def warmup_cosine_lr(step, base_lr, warmup_iters, max_iters, min_lr=0.0):
@@ -37,22 +50,8 @@ def warmup_cosine_lr(step, base_lr, warmup_iters, max_iters, min_lr=0.0):
     return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (base_lr - min_lr)
 
 
-class LRScheduler:
-    """Base class: subclasses define ``lr_at(step, base_lr)``; the rest is bookkeeping."""
-
-    def __init__(self, optimizer, last_epoch=-1):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        for group in optimizer.param_groups:  # remember each group's own lr, as PyTorch does
-            if last_epoch == -1:
-                group.setdefault("initial_lr", group["lr"])
-            elif "initial_lr" not in group:
-                raise KeyError("param 'initial_lr' is not specified in param_groups when resuming a schedule "
-                               "(last_epoch != -1); load the optimizer's state dict first")
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = last_epoch
-        self.step()
+class ClosedFormLR(LRScheduler):
+    """A schedule given as a formula of the step: subclasses define ``lr_at(step, base_lr)``."""
 
     def lr_at(self, step, base_lr):
         raise NotImplementedError
@@ -60,27 +59,11 @@ class LRScheduler:
     def get_lr(self):
         return [self.lr_at(self.last_epoch, base) for base in self.base_lrs]
 
-    def step(self):
-        self.last_epoch += 1
-        self._last_lr = self.get_lr()
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
-
-    def get_last_lr(self):
-        """The learning rates (one per group) set by the last step()."""
-        return list(self._last_lr)
-
-    def state_dict(self):
-        """Everything but the optimizer: plain numbers and lists, storable by tensorlite.save."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state_dict):
-        self.__dict__.update(state_dict)
-        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
-            group["lr"] = lr
+    def _get_closed_form_lr(self):
+        return self.get_lr()
 
 
-class Constant(LRScheduler):
+class Constant(ClosedFormLR):
     """lr = base_lr * factor for the first total_iters steps, then base_lr (PyTorch's ConstantLR).
 
     With the defaults (factor=1, total_iters=0) the learning rate simply stays at base_lr.
@@ -98,7 +81,7 @@ class Constant(LRScheduler):
         return base_lr * self.factor if step < self.total_iters else base_lr
 
 
-class WarmupCosine(LRScheduler):
+class WarmupCosine(ClosedFormLR):
     """Linear warmup then cosine decay to min_lr at max_iters (see warmup_cosine_lr); flat after."""
 
     def __init__(self, optimizer, warmup_iters, max_iters, min_lr=0.0, last_epoch=-1):

@@ -4,7 +4,9 @@ An optimizer holds the parameters in ``param_groups``: a list of dicts, each
 with a ``'params'`` list and its own options (``lr``, ``weight_decay``, ...), so
 e.g. biases and LayerNorm weights can get ``weight_decay=0``. Per-parameter
 buffers (momentum, Adam moments) live in ``state[param]`` and are created lazily
-on the first step. ``step()`` changes ``p.data`` in place, under ``no_grad``.
+on the first step. ``step()`` changes ``p.data`` in place, under ``no_grad``, and
+then bumps the parameters' version counters (``autograd.mark_dirty``), so a graph built
+before the step raises in backward instead of using the changed values, as in PyTorch.
 """
 import numbers
 
@@ -154,17 +156,21 @@ class Optimizer:
             for k, v in saved.items():
                 if k != "params":
                     group[k] = tuple(v) if isinstance(self.defaults.get(k), tuple) else v
+            self.check_group(group)  # options a state dict lacks (saved before amsgrad...) keep their values
 
     def __repr__(self):
+        """PyTorch's layout: each group's options, sorted by name, one per line."""
         lines = [type(self).__name__ + " ("]
         for i, group in enumerate(self.param_groups):
-            opts = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
-            lines.append(f"  group {i}: {len(group['params'])} params, {opts}")
+            lines += ([""] if i else []) + [f"Parameter Group {i}"]
+            lines += [f"    {k}: {group[k]}" for k in sorted(group) if k != "params"]
         return "\n".join(lines + [")"])
 
 
 def _buffer_like(value, p, name):
     """A saved buffer (Tensor or array) as a fresh Tensor on p's device and dtype; numbers stay numbers."""
+    if name == "step":  # a count (PyTorch keeps it as a 0-d float tensor): a Python int here
+        return int(float(value))
     if isinstance(value, Tensor):
         value = value.data
     if not hasattr(value, "shape"):
