@@ -14,7 +14,7 @@ import numpy as np
 
 from . import autograd, backend
 from .dtypes import KIND_DEFAULT, bool_, check_requires_grad, float16, float32, float64, int32, int64, is_float
-from .ops import elementwise as E
+from .ops import elementwise as E, shape as S
 from .tensor_math import TensorMath
 from .tensor_operators import TensorOperators
 from .tensor_shape import TensorShape
@@ -37,7 +37,8 @@ def _to_array(data, dtype=None, device=None):
 
 
 class Tensor(TensorOperators, TensorMath, TensorShape):
-    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_retains_grad", "_version_counter", "_base",
+                 "__weakref__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=None, device=None, requires_grad=False):
@@ -46,6 +47,7 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
         check_requires_grad(requires_grad, data.dtype)
         self.data, self.device, self.requires_grad = data, backend.device_of(data), bool(requires_grad)
         self.grad, self._ctx, self._retains_grad = None, None, False
+        self._version_counter, self._base = autograd.VersionCounter(), None
 
     @classmethod
     def wrap(cls, array, device, requires_grad=False):
@@ -55,6 +57,7 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
         t = cls.__new__(cls)
         t.data, t.device, t.requires_grad = array, device, requires_grad
         t.grad, t._ctx, t._retains_grad = None, None, False
+        t._version_counter, t._base = autograd.VersionCounter(), None
         return t
 
     # ------------------------------------------------------------ properties
@@ -73,6 +76,11 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
     @property
     def ndim(self):
         return self.data.ndim
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has seen (shared with its views and detach())."""
+        return self._version_counter.value
 
     @property
     def is_leaf(self):
@@ -97,7 +105,7 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
         return self.shape[0]
 
     def __repr__(self):
-        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        body = np.array2string(self.detach().numpy(), separator=", ", prefix="tensor(")
         extra = ""
         if self.device != "cpu":
             extra += f", device='{self.device}'"
@@ -114,6 +122,8 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
     # raised late still comes before any value computed from bad indices is seen.
     def numpy(self):
         """A NumPy copy on the host (a copy also on the CPU, so it never aliases a graph's array)."""
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         backend.run_deferred_checks()
         return self.data.copy() if self.device == "cpu" else backend.to_numpy(self.data)
 
@@ -165,15 +175,18 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
         return self
 
     def detach(self):
-        """The same array, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor.wrap(self.data, self.device)
+        """The same array, cut from the graph (shares memory and so the version counter, like PyTorch)."""
+        out = Tensor.wrap(self.data, self.device)
+        out._version_counter = self._version_counter
+        return out
 
     def clone(self):
-        return self * 1 if self.requires_grad else Tensor.wrap(self.data.copy(), self.device)
+        """A copy with its own memory; differentiable (the gradient passes through unchanged)."""
+        return S.Clone.apply(self)
 
     def zero_(self):
-        self.data[...] = 0
-        return self
+        """Fill with zeros in place (see fill_)."""
+        return self.fill_(0)
 
     # ------------------------------------------------------------ devices and dtypes
     def to(self, *args, dtype=None, device=None):
