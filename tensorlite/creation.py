@@ -108,14 +108,14 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     if end is None:
         start, end = 0, start
     start, end, step = (v.item() if hasattr(v, "item") else v for v in (start, end, step))
-    default = default_float if any(isinstance(v, float) for v in (start, end, step)) else int64
+    default = int64 if all(isinstance(v, numbers.Integral) for v in (start, end, step)) else default_float
+    if step == 0:
+        raise RuntimeError("arange(): step must be nonzero")
     integral = not is_float(np.dtype(default if dtype is None else dtype))
     if integral:
         start, end, step = int(start), int(end), int(step)
-        if step == 0:
-            raise ValueError("step must be nonzero")
-    elif step == 0:
-        raise RuntimeError("step must be nonzero")
+        if step == 0:  # PyTorch raises a ValueError here, when a float step truncates to 0
+            raise ValueError("arange(): step must be nonzero (a float step truncates to 0 for an integer dtype)")
     if (end - start) * step < 0:
         raise RuntimeError(f"arange({start}, {end}, {step}): upper bound and lower bound inconsistent with step sign")
     n = math.ceil((end - start) / step) if not integral else -((start - end) // step)

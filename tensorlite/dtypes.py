@@ -64,6 +64,9 @@ def result_type(*operands):
     Three tiers, in order of priority: tensors with dimensions, 0-d tensors, Python scalars (each of the
     default dtype of its kind). Each tier promotes within itself; a lower tier changes the result only
     when it brings a higher category (bool < int < float)."""
+    if len(operands) == 2 and hasattr(operands[0], "dtype") and hasattr(operands[1], "dtype") and \
+            operands[0].dtype == operands[1].dtype:
+        return np.dtype(operands[0].dtype)  # the common case: nothing to promote
     tiers = ([], [], [])
     for x in operands:
         if hasattr(x, "dtype"):

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import autograd, backend
 from ._checks import broadcast_shape, same_device
-from .dtypes import can_cast, default_float, is_float, result_type, torch_name
+from .dtypes import can_cast, default_float, is_float, result_type, scalar_dtype, torch_name
 from .ops import arith as A, elementwise as E, linalg as L, shape as S
 
 
@@ -35,7 +35,7 @@ class TensorOperators:
             same_device("an operator", (("one operand", self), ("the other", other)))
             return other
         if isinstance(other, numbers.Number):
-            dtype = result_type(self, other)
+            dtype = scalar_dtype(other, self.dtype)  # result_type(self, other), without the general machinery
             try:
                 array = self.xp.asarray(other, dtype=dtype)
             except OverflowError:  # e.g. int8 tensor + 1000: wraps around, as PyTorch

@@ -72,7 +72,7 @@ def test_arange(device):
     assert f.dtype == tl.float32
     np.testing.assert_allclose(f.detach().numpy(), np.arange(0, 1, 0.1), rtol=1e-6)
     assert tl.arange(3, dtype=tl.float64).dtype == tl.float64
-    with pytest.raises(ValueError, match="step"):
+    with pytest.raises(RuntimeError, match="step"):  # RuntimeError, as PyTorch
         tl.arange(0, 3, 0)
 
 
@@ -268,3 +268,27 @@ def test_rng_state_of_a_fresh_seed_round_trips():
     a = tl.rand(4).detach().numpy()
     tl.set_rng_state(state)
     np.testing.assert_array_equal(tl.rand(4).detach().numpy(), a)
+
+
+def test_arange_length_and_dtype_match_torch():
+    torch = pytest.importorskip("torch")
+    cases = [((0, 3.5), {"dtype": "int64"}), ((0.5, 3.5), {"dtype": "int64"}), ((0.5, 3.6, 1.5), {"dtype": "int64"}),
+             ((-1.5, 2, 1), {"dtype": "int64"}), ((0, -3.5, -1), {"dtype": "int64"}), ((0, 5, 1.5), {"dtype": "int64"}),
+             ((0, 3.5), {}), ((1, 0, -0.3), {}), ((0, 1, 0.1), {}), ((5,), {}), ((2.5,), {}), ((0, 0), {}),
+             ((0, 10, 3), {"dtype": "float32"}), ((0, 3), {"dtype": "float64"}), ((np.float32(2.0),), {})]
+    for args, kw in cases:
+        want = torch.arange(*args, **{k: getattr(torch, v) for k, v in kw.items()})
+        got = tl.arange(*args, **{k: getattr(tl, v) for k, v in kw.items()})
+        assert got.dtype == np.dtype(str(want.dtype).replace("torch.", "")), (args, kw)
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, err_msg=str((args, kw)))
+
+
+def test_arange_errors_match_torch():
+    torch = pytest.importorskip("torch")
+    for lib in (tl, torch):
+        with pytest.raises(RuntimeError, match="upper bound and lower bound inconsistent with step sign"):
+            lib.arange(5, 0)
+        with pytest.raises(RuntimeError, match="step must be nonzero"):
+            lib.arange(0, 5, 0)
+        with pytest.raises(ValueError, match="step must be nonzero"):
+            lib.arange(0, 5, 0.5, dtype=lib.int64)  # the step truncates to 0
