@@ -186,6 +186,7 @@ class Function:
     saves_inputs = True
     saves_output = False
     is_view = False
+    versions = out_version = None  # what apply saw: the inputs' versions, (output counter, its version)
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -228,9 +229,9 @@ class Function:
             result._base = base if base._base is None else base._base
         if record:
             fn.inputs = inputs
-            fn.parents = tuple(t._ctx for t in inputs)  # the nodes the inputs came from, as they are now
+            fn.parents = tuple([t._ctx for t in inputs])  # the nodes the inputs came from, as they are now
             if fn.saves_inputs:
-                fn.versions = tuple(t._version_counter.value for t in inputs)
+                fn.versions = tuple([t._version_counter.value for t in inputs])
             if fn.saves_output:
                 fn.out_version = (result._version_counter, result._version_counter.value)
             result._ctx = fn
@@ -267,7 +268,7 @@ def _topological_order(root):
         if expanded:
             order.append((t, node))
             continue
-        key = _key(t, node)
+        key = id(t) if node is None else id(node)
         if key in visited:
             continue
         visited.add(key)
@@ -276,19 +277,19 @@ def _topological_order(root):
             if getattr(node, "released", False):
                 raise RuntimeError(_FREED)
             for inp, parent, needed in zip(node.inputs, node.parents, node.needs_input_grad):
-                if needed and _key(inp, parent) not in visited:
+                if needed and (id(inp) if parent is None else id(parent)) not in visited:
                     stack.append((inp, parent, False))
     return order
 
 
 def _check_versions(node):
     """RuntimeError (PyTorch's message) if an array this node's backward reads was changed in place."""
-    versions = node.__dict__.get("versions")
+    versions = node.versions
     if versions is not None:
         for i, (t, v) in enumerate(zip(node.inputs, versions)):
             if t._version_counter.value != v:
                 _modified(f"input {i} of {type(node).__name__}", t, t._version_counter.value, v)
-    out = node.__dict__.get("out_version")
+    out = node.out_version
     if out is not None and out[0].value != out[1]:
         _modified(f"output 0 of {type(node).__name__}", None, out[0].value, out[1])
 
@@ -320,7 +321,7 @@ def backward(root, gradient=None, retain_graph=False):
     grads = {_key(root, root._ctx): gradient}
     handed_out = set()  # ids of the arrays stored in some .grad during this call
     for t, ctx in reversed(_topological_order(root)):
-        g = grads.pop(_key(t, ctx), None)
+        g = grads.pop(id(t) if ctx is None else id(ctx), None)
         if g is not None and (ctx is None or (t._retains_grad and t._ctx is ctx)):
             _accumulate(t, g, handed_out)
         if g is not None and ctx is not None:
@@ -338,7 +339,7 @@ def backward(root, gradient=None, retain_graph=False):
                 if ig.shape != inp.data.shape:
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {ig.shape} "
                                        f"for an input of shape {inp.shape}")
-                key = _key(inp, parent)
+                key = id(inp) if parent is None else id(parent)
                 prev = grads.get(key)
                 if prev is not None:
                     ig = _array(prev + ig)
