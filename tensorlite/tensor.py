@@ -237,6 +237,7 @@ class Tensor(TensorOperators, TensorMath, TensorShape):
 
 class ToDevice(autograd.Function):
     """A copy to another device; its output lives on `device`, its gradient goes back to the input's."""
+    saves_inputs = False
 
     def forward(self, a):
         self.src, self.out_device = backend.device_of(a), self.device

@@ -295,3 +295,26 @@ def test_no_grad_and_friends_work_with_and_without_parentheses():
     with tl.inference_mode():
         assert not (x * 2).requires_grad
     assert tl.is_grad_enabled()
+
+
+@given(shapes(min_dims=1, max_dims=3, max_side=4), seeds)
+def test_gradcheck_setitem_with_a_mask_and_a_broadcast_value(shape, seed):
+    a = tl.tensor(array(seed, shape), dtype=tl.float64, requires_grad=True)
+    v = tl.tensor(array(seed + 1, (1,)), dtype=tl.float64, requires_grad=True)
+    mask = tl.tensor(array(seed + 2, shape) > 0)
+
+    def f(a, v):
+        y = a.tanh()
+        y[mask] = v * v  # one value broadcast to every selected place: its gradient sums over them
+        return y * a
+    assert tl.gradcheck(f, a, v)
+
+
+def test_setitem_with_a_mask_matches_torch():
+    def build(lib):
+        a = lib.tensor([[1.0, -2.0], [3.0, -4.0]], requires_grad=True)
+        v = lib.tensor([2.0], requires_grad=True)
+        y = a * 1
+        y[y < 0] = v * 3
+        return y * a, (a, v)
+    _both(build)

@@ -7,7 +7,7 @@ a float one gives inf / nan.
 """
 import numpy as np
 
-from ..autograd import Function, unbroadcast
+from ..autograd import unbroadcast
 from ..backend import get_array_module
 from .elementwise import Binary
 

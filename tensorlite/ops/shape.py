@@ -5,7 +5,6 @@ Flags (see autograd.Function): none of these reads its input arrays in backward,
 indices, so ``saves_inputs = False`` everywhere; Reshape, Permute, BroadcastTo and a basic GetItem
 return views of their input (``is_view``), decided per call where NumPy may have to copy.
 """
-import numpy as np
 
 from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
