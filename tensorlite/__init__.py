@@ -6,7 +6,7 @@ primitive Functions); nn/ and optim/ are built on the public Tensor API only.
 """
 # backend first: it sets OpenBLAS's thread timeout, which OpenBLAS reads once, when NumPy loads it.
 from . import backend as _backend
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import Function, enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .dtypes import (bool_, double, float16, float32, float64, get_default_dtype, half, int8, int16, int32, int64,
                      long, short, uint8, uint16, uint32, uint64)
 # PyTorch's short names; they shadow the builtins in this namespace only (as torch.float, torch.int do).

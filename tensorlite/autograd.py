@@ -15,8 +15,8 @@ tensor (``out._ctx``). The node remembers its input tensors, so following
 
 This module knows tensors only through a protocol (as minitorch's autodiff is
 written against its Variable): a tensor has ``data`` (its array), ``device``,
-``requires_grad``, ``grad``, ``_ctx`` and ``_retains_grad``, and its class has
-``wrap(array, device, requires_grad)``. So it imports nothing but NumPy, and
+``requires_grad``, ``grad``, ``_ctx``, ``_retains_grad``, ``_version_counter`` and ``_base`` (the tensor a
+view was taken from, or None), and its class has ``wrap(array, device, requires_grad)``. So it imports nothing but NumPy, and
 ``tensor.py`` builds on it, never the other way round.
 
 How it is traversed
@@ -26,6 +26,15 @@ then visits the tensors from the root towards the leaves. Each visited tensor's
 gradient is complete by then (all its consumers came before it), so the node
 calls ``backward`` once and hands a gradient to every input that needs one.
 Leaves (and tensors that asked for ``retain_grad()``) accumulate into ``.grad``.
+
+How in-place changes are caught
+-------------------------------
+Every tensor has a version counter (``VersionCounter``), shared by the tensors that share its memory
+(``detach()`` and the outputs of view Functions). Each in-place change bumps it. ``apply`` remembers the
+versions of the inputs a Function's backward reads (``saves_inputs``) and of its output (``saves_output``);
+backward compares them and refuses to compute a gradient from values that changed since (as PyTorch).
+The graph's edges point at the *node* that produced an input (``fn.parents``), not only at the tensor
+object, so an in-place op that makes a tensor the output of a new node leaves earlier uses unchanged.
 
 How it is freed
 ---------------
@@ -47,8 +56,16 @@ def is_grad_enabled():
 
 
 class _GradMode:
-    """Base of no_grad / enable_grad: a context manager, and a decorator when called on a function."""
+    """Base of no_grad / enable_grad / inference_mode: a context manager, and a decorator used either as
+    ``@no_grad()`` or as ``@no_grad`` (then the class receives the function itself, as in PyTorch)."""
     mode = True
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        return self(func) if callable(func) else self  # @no_grad without parentheses
+
+    def __init__(self, func=None):
+        pass
 
     def __enter__(self):
         global _grad_enabled
@@ -70,13 +87,39 @@ class _GradMode:
 
 
 class no_grad(_GradMode):
-    """Record no graph inside: ``with no_grad():`` or ``@no_grad()``."""
+    """Record no graph inside: ``with no_grad():``, ``@no_grad()`` or ``@no_grad``."""
     mode = False
 
 
 class enable_grad(_GradMode):
     """Turn recording back on inside a ``no_grad`` region."""
     mode = True
+
+
+class inference_mode(_GradMode):
+    """``inference_mode()`` records no graph, like no_grad; ``inference_mode(False)`` changes nothing.
+    tensorlite has no separate inference tensors: this is no_grad under PyTorch's name."""
+
+    def __new__(cls, mode=True):
+        return cls()(mode) if callable(mode) else object.__new__(cls)  # @inference_mode without parentheses
+
+    def __init__(self, mode=True):
+        self.enabled = bool(mode)
+
+    def __enter__(self):
+        global _grad_enabled
+        self._prev = _grad_enabled
+        if self.enabled:
+            _grad_enabled = False
+
+    def __call__(self, func):
+        enabled = self.enabled
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            with inference_mode(enabled):
+                return func(*args, **kwargs)
+        return wrapper
 
 
 class set_grad_enabled:
@@ -93,6 +136,21 @@ class set_grad_enabled:
         global _grad_enabled
         _grad_enabled = self._prev
         return False
+
+
+class VersionCounter:
+    """How many times a tensor's memory was changed in place. Tensors that share memory share one counter."""
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
+def mark_dirty(*tensors):
+    """Record that the arrays of `tensors` were written in place outside the Tensor API (``p.data -= ...``,
+    as optimizers do), so a graph that saved them refuses to backward with the new values."""
+    for t in tensors:
+        t._version_counter.value += 1
 
 
 def unbroadcast(grad, shape):
@@ -118,7 +176,17 @@ class Function:
     Keyword arguments of ``apply`` (axes, shapes, constants) become attributes of
     the instance before ``forward`` runs. ``self.needs_input_grad`` tells which
     inputs want a gradient, so backward can skip the others.
+
+    Three class flags tell the engine what backward reads, so that it can catch in-place changes
+    (an instance may override them in ``forward``, e.g. a reshape that had to copy is no view):
+        saves_inputs   backward reads the input arrays: their versions are checked before it runs
+        saves_output   backward reads the output array (exp, tanh, sqrt...): its version is checked
+        is_view        the output shares the first input's memory (and so its version counter)
     """
+    saves_inputs = True
+    saves_output = False
+    is_view = False
+    versions = out_version = None  # what apply saw: the inputs' versions, (output counter, its version)
 
     def __init__(self, **params):
         self.__dict__.update(params)
@@ -155,8 +223,17 @@ class Function:
         out = fn.forward(*arrays) if _profile_hook is None else _profile_hook(fn, "forward", *arrays)
         device = getattr(fn, "out_device", device)
         result = type(inputs[0]).wrap(_array(out), device, requires_grad=record)
+        if fn.is_view:  # one memory, one counter; `_base` lets an in-place op find out it writes a view
+            base = inputs[0]
+            result._version_counter = base._version_counter
+            result._base = base if base._base is None else base._base
         if record:
             fn.inputs = inputs
+            fn.parents = tuple([t._ctx for t in inputs])  # the nodes the inputs came from, as they are now
+            if fn.saves_inputs:
+                fn.versions = tuple([t._version_counter.value for t in inputs])
+            if fn.saves_output:
+                fn.out_version = (result._version_counter, result._version_counter.value)
             result._ctx = fn
         return result
 
@@ -197,27 +274,54 @@ _FREED = ("Trying to backward through the graph a second time (or to read a part
           "if you need to backward again.")
 
 
+def _key(t, node):
+    """A graph vertex: the node that made a tensor, or the tensor itself for a leaf."""
+    return id(t) if node is None else id(node)
+
+
 def _topological_order(root):
-    """Tensors reachable from `root` through requires-grad edges, inputs before consumers."""
+    """(tensor, node) vertices reachable from `root` through requires-grad edges, inputs before consumers.
+
+    An edge goes to the node that produced the input when it was used (``fn.parents``): after an
+    in-place op the tensor object belongs to a new node, but earlier uses still lead to the old one."""
     order, visited = [], set()
-    stack = [(root, False)]
+    stack = [(root, root._ctx, False)]
     while stack:
-        t, expanded = stack.pop()
+        t, node, expanded = stack.pop()
         if expanded:
-            order.append(t)
+            order.append((t, node))
             continue
-        if id(t) in visited:
+        key = id(t) if node is None else id(node)
+        if key in visited:
             continue
-        visited.add(id(t))
-        stack.append((t, True))
-        ctx = t._ctx
-        if ctx is not None:
-            if getattr(ctx, "released", False):
+        visited.add(key)
+        stack.append((t, node, True))
+        if node is not None:
+            if getattr(node, "released", False):
                 raise RuntimeError(_FREED)
-            for inp in ctx.inputs:
-                if inp.requires_grad and id(inp) not in visited:
-                    stack.append((inp, False))
+            for inp, parent, needed in zip(node.inputs, node.parents, node.needs_input_grad):
+                if needed and (id(inp) if parent is None else id(parent)) not in visited:
+                    stack.append((inp, parent, False))
     return order
+
+
+def _check_versions(node):
+    """RuntimeError (PyTorch's message) if an array this node's backward reads was changed in place."""
+    versions = node.versions
+    if versions is not None:
+        for i, (t, v) in enumerate(zip(node.inputs, versions)):
+            if t._version_counter.value != v:
+                _modified(f"input {i} of {type(node).__name__}", t, t._version_counter.value, v)
+    out = node.out_version
+    if out is not None and out[0].value != out[1]:
+        _modified(f"output 0 of {type(node).__name__}", None, out[0].value, out[1])
+
+
+def _modified(what, t, now, expected):
+    desc = f"[tensor of shape {tuple(t.data.shape)}, {t.data.dtype}], which is " if t is not None else ""
+    raise RuntimeError(f"one of the variables needed for gradient computation has been modified by an inplace "
+                       f"operation: {desc}{what}, is at version {now}; expected version {expected} instead. "
+                       "Hint: change it out of place (x = x * 2, not x *= 2), or clone() it before the change.")
 
 
 def backward(root, gradient=None, retain_graph=False):
@@ -237,31 +341,32 @@ def backward(root, gradient=None, retain_graph=False):
             raise RuntimeError(f"gradient has shape {gradient.shape} but the output has shape {root.shape}")
         gradient = gradient.astype(root.dtype, copy=True)
 
-    grads = {id(root): gradient}
+    grads = {_key(root, root._ctx): gradient}
     handed_out = set()  # ids of the arrays stored in some .grad during this call
-    for t in reversed(_topological_order(root)):
-        g = grads.pop(id(t), None)
-        ctx = t._ctx
-        if g is not None and (ctx is None or t._retains_grad):
+    for t, ctx in reversed(_topological_order(root)):
+        g = grads.pop(id(t) if ctx is None else id(ctx), None)
+        if g is not None and (ctx is None or (t._retains_grad and t._ctx is ctx)):
             _accumulate(t, g, handed_out)
         if g is not None and ctx is not None:
+            _check_versions(ctx)
             input_grads = ctx.backward(g) if _profile_hook is None else _profile_hook(ctx, "backward", g)
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             if len(input_grads) != len(ctx.inputs):
                 raise RuntimeError(f"{type(ctx).__name__}.backward returned {len(input_grads)} gradients for "
                                    f"{len(ctx.inputs)} input(s); return one per input (None for no gradient)")
-            for inp, ig in zip(ctx.inputs, input_grads):
-                if ig is None or not inp.requires_grad:
+            for inp, parent, needed, ig in zip(ctx.inputs, ctx.parents, ctx.needs_input_grad, input_grads):
+                if ig is None or not needed:
                     continue
                 ig = _array(ig)
                 if ig.shape != inp.data.shape:
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {ig.shape} "
                                        f"for an input of shape {inp.shape}")
-                prev = grads.get(id(inp))
+                key = id(inp) if parent is None else id(parent)
+                prev = grads.get(key)
                 if prev is not None:
                     ig = _array(prev + ig)
-                grads[id(inp)] = ig
+                grads[key] = ig
         if ctx is not None and not retain_graph:
             ctx.release()
 

@@ -4,6 +4,7 @@ Every one takes ``device=`` (and ``dtype=`` where it makes sense); floating
 results default to float32 and integer ones to int64, as in PyTorch. Random
 ones draw from the device's seeded generator (``tensorlite.manual_seed``).
 """
+import math
 import numbers
 
 import numpy as np
@@ -99,14 +100,27 @@ def full_like(t, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
-    """arange(end) or arange(start, end, step); int64 unless an argument is a float."""
+    """arange(end) or arange(start, end, step), as PyTorch: float32 if an argument is a float, else int64.
+
+    The length is ceil((end - start) / step). For an integer dtype the bounds and step are first
+    truncated to integers (arange(0, 3.5, dtype=int64) is [0, 1, 2]); floats are computed in float64
+    and then rounded to the dtype."""
     if end is None:
         start, end = 0, start
+    start, end, step = (v.item() if hasattr(v, "item") else v for v in (start, end, step))
+    default = int64 if all(isinstance(v, numbers.Integral) for v in (start, end, step)) else default_float
     if step == 0:
-        raise ValueError("arange(): step must be nonzero")
-    default = default_float if any(isinstance(v, float) for v in (start, end, step)) else int64
-    # computed in float64/int64 and then cast, so float32 results match NumPy's float64 steps rounded
-    return _new(lambda xp, d, dev: xp.arange(start, end, step).astype(d), dtype, device, requires_grad, default)
+        raise RuntimeError("arange(): step must be nonzero")
+    integral = not is_float(np.dtype(default if dtype is None else dtype))
+    if integral:
+        start, end, step = int(start), int(end), int(step)
+        if step == 0:  # PyTorch raises a ValueError here, when a float step truncates to 0
+            raise ValueError("arange(): step must be nonzero (a float step truncates to 0 for an integer dtype)")
+    if (end - start) * step < 0:
+        raise RuntimeError(f"arange({start}, {end}, {step}): upper bound and lower bound inconsistent with step sign")
+    n = math.ceil((end - start) / step) if not integral else -((start - end) // step)
+    return _new(lambda xp, d, dev: (start + xp.arange(n, dtype=np.int64 if integral else np.float64) * step).astype(d),
+                dtype, device, requires_grad, default)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):

@@ -15,7 +15,7 @@ import numpy as np
 from . import autograd, backend
 from .dtypes import (DTYPE_OF, KIND_DEFAULT, TENSOR_TYPE_NAMES, as_dtype, bool_, check_requires_grad, float16,
                      float32, float64, int32, int64, is_float)
-from .ops import elementwise as E
+from .ops import elementwise as E, shape as S
 from .printing import Size, tensor_repr
 from .tensor_extra import TensorExtra
 from .tensor_pickle import TensorPickle
@@ -45,7 +45,8 @@ FLOAT32_FOR_PYTHON_DATA = "float32 for Python data"
 
 
 class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape):
-    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "device", "_ctx", "_retains_grad", "_version_counter", "_base",
+                 "__weakref__")
     __array_priority__ = 1000  # make ndarray <op> Tensor defer to Tensor's reflected operators
 
     def __init__(self, data, dtype=FLOAT32_FOR_PYTHON_DATA, device=None, requires_grad=False):
@@ -61,6 +62,7 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
         check_requires_grad(requires_grad, data.dtype)
         self.data, self.device, self.requires_grad = data, backend.device_of(data), bool(requires_grad)
         self.grad, self._ctx, self._retains_grad = None, None, False
+        self._version_counter, self._base = autograd.VersionCounter(), None
 
     @classmethod
     def wrap(cls, array, device, requires_grad=False):
@@ -70,6 +72,7 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
         t = cls.__new__(cls)
         t.data, t.device, t.requires_grad = array, device, requires_grad
         t.grad, t._ctx, t._retains_grad = None, None, False
+        t._version_counter, t._base = autograd.VersionCounter(), None
         return t
 
     # ------------------------------------------------------------ properties
@@ -92,6 +95,11 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
     @property
     def ndim(self):
         return self.data.ndim
+
+    @property
+    def _version(self):
+        """How many in-place changes this tensor's memory has seen (shared with its views and detach())."""
+        return self._version_counter.value
 
     @property
     def is_leaf(self):
@@ -140,6 +148,8 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
     # raised late still comes before any value computed from bad indices is seen.
     def numpy(self):
         """A NumPy copy on the host (a copy also on the CPU, so it never aliases a graph's array)."""
+        if self.requires_grad:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         backend.run_deferred_checks()
         return self.data.copy() if self.device == "cpu" else backend.to_numpy(self.data)
 
@@ -191,15 +201,18 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
         return self
 
     def detach(self):
-        """The same array, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor.wrap(self.data, self.device)
+        """The same array, cut from the graph (shares memory and so the version counter, like PyTorch)."""
+        out = Tensor.wrap(self.data, self.device)
+        out._version_counter = self._version_counter
+        return out
 
     def clone(self):
-        return self * 1 if self.requires_grad else Tensor.wrap(self.data.copy(), self.device)
+        """A copy with its own memory; differentiable (the gradient passes through unchanged)."""
+        return S.Clone.apply(self)
 
     def zero_(self):
-        self.data[...] = 0
-        return self
+        """Fill with zeros in place (see fill_)."""
+        return self.fill_(0)
 
     # ------------------------------------------------------------ devices and dtypes
     def to(self, *args, dtype=None, device=None):
@@ -262,6 +275,7 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
 
 class ToDevice(autograd.Function):
     """A copy to another device; its output lives on `device`, its gradient goes back to the input's."""
+    saves_inputs = False
 
     def forward(self, a):
         self.src, self.out_device = backend.device_of(a), self.device

@@ -3,19 +3,25 @@
 A mixin of ``Tensor``. It needs from the class: ``data``, ``device``, ``dtype``, ``xp``,
 ``requires_grad``, ``wrap(array, device)``, ``to(dtype)`` and the constructor ``type(self)(data, device=)``.
 
-Operands meet by PyTorch's rules (``tensorlite.dtypes``): a Python scalar takes the tensor's
-dtype unless it is of a higher kind, an integer tensor meets a float one in the float's dtype,
-and two floats meet in the wider one through a differentiable cast, so each gradient keeps its
+Operands meet by PyTorch's rules (``tensorlite.dtypes.result_type``): the highest kind (bool < int <
+float) wins, and within a kind a tensor with dimensions decides over a 0-d tensor, which decides over a
+Python scalar. Float operands are cast through a differentiable Cast, so each gradient keeps its
 tensor's dtype.
+
+In-place methods (add_ ... fill_, []=) change the array itself and bump the tensor's version counter.
+When a gradient must pass (grad mode, and the tensor or an operand requires grad) the change is
+recorded: the new value is computed out of place by the usual Functions from a copy of the old one,
+written into the same memory, and the tensor becomes the output of the new node (PyTorch's "rebase").
 """
 import numbers
+import operator
 
 import numpy as np
 
 from . import autograd, backend
 from ._checks import broadcast_shape, same_device
-from .dtypes import default_float, is_float, result_float, scalar_dtype
-from .ops import elementwise as E, linalg as L
+from .dtypes import can_cast, default_float, is_float, result_type, scalar_dtype, torch_name
+from .ops import arith as A, elementwise as E, linalg as L, shape as S
 
 
 class TensorOperators:
@@ -23,12 +29,18 @@ class TensorOperators:
 
     # ------------------------------------------------------------ operands
     def _other(self, other):
-        """`other` (Tensor, Python scalar, list or array) as a tensor on this device."""
+        """`other` (Tensor, Python scalar, list or array) as a tensor on this device; a Python scalar gets
+        the dtype it meets this tensor in."""
         if isinstance(other, TensorOperators):
             same_device("an operator", (("one operand", self), ("the other", other)))
             return other
         if isinstance(other, numbers.Number):
-            return self.wrap(self.xp.asarray(other, dtype=scalar_dtype(other, self.dtype)), self.device)
+            dtype = scalar_dtype(other, self.dtype)  # result_type(self, other), without the general machinery
+            try:
+                array = self.xp.asarray(other, dtype=dtype)
+            except OverflowError:  # e.g. int8 tensor + 1000: wraps around, as PyTorch
+                array = self.xp.asarray(other).astype(dtype)
+            return self.wrap(array, self.device)
         return type(self)(other, device=self.device)
 
     def _array(self, x):
@@ -39,17 +51,18 @@ class TensorOperators:
             return x.data
         return backend.to_device(np.asarray(x), self.device)
 
-    def _promote(self, other):
-        """(self, other) cast to the dtype they meet in, when one of them is a float."""
-        wide = result_float(self.dtype, other.dtype)
-        if wide is None:
-            return self, other
-        return (self if self.dtype == wide else self.to(wide)), (other if other.dtype == wide else other.to(wide))
+    def _promote(self, other, dtype=None):
+        """(self, other) cast to the dtype they meet in (or to `dtype`)."""
+        dtype = result_type(self, other) if dtype is None else dtype
+        return (self if self.dtype == dtype else self.to(dtype)), (other if other.dtype == dtype else other.to(dtype))
 
-    def _binary(self, fn, other, reverse=False):
+    def _binary(self, fn, other, reverse=False, floating=False):
         other = self._other(other)
         a, b = (other, self) if reverse else (self, other)
-        a, b = a._promote(b)
+        dtype = result_type(a, b)
+        if floating and not is_float(dtype):
+            dtype = default_float  # int / int is a float, as in PyTorch
+        a, b = a._promote(b, dtype)
         return fn.apply(a, b)
 
     # ------------------------------------------------------------ arithmetic
@@ -72,20 +85,28 @@ class TensorOperators:
         return self._binary(E.Mul, other, reverse=True)
 
     def __truediv__(self, other):
-        if not is_float(self.dtype) and not (isinstance(other, TensorOperators) and is_float(other.dtype)):
-            return self.to(default_float)._binary(E.Div, other)  # int / int is a float, as in PyTorch
-        return self._binary(E.Div, other)
+        return self._binary(E.Div, other, floating=True)
 
     def __rtruediv__(self, other):
-        if not is_float(self.dtype):
-            return self.to(default_float)._binary(E.Div, other, reverse=True)
-        return self._binary(E.Div, other, reverse=True)
+        return self._binary(E.Div, other, reverse=True, floating=True)
 
     def __floordiv__(self, other):
-        return self.wrap(self.data // self._other(other).data, self.device)
+        return self._binary(A.FloorDivide, other)
+
+    def __rfloordiv__(self, other):
+        return self._binary(A.FloorDivide, other, reverse=True)
 
     def __mod__(self, other):
-        return self.wrap(self.data % self._other(other).data, self.device)
+        return self._binary(A.Remainder, other)
+
+    def __rmod__(self, other):
+        return self._binary(A.Remainder, other, reverse=True)
+
+    def floor_divide(self, other):
+        return self // other
+
+    def remainder(self, other):
+        return self % other
 
     def __pow__(self, other):
         return self._binary(E.Pow, other)
@@ -132,65 +153,127 @@ class TensorOperators:
 
     # ------------------------------------------------------------ comparisons and logic (never differentiable)
     def _compare(self, op, other):
-        return self.wrap(op(self.data, self._other(other).data), self.device)
+        a, b = self._promote(self._other(other))
+        return self.wrap(op(a.data, b.data), self.device)
 
     def __eq__(self, other):
-        return self._compare(lambda a, b: a == b, other)
+        return self._compare(operator.eq, other)
 
     def __ne__(self, other):
-        return self._compare(lambda a, b: a != b, other)
+        return self._compare(operator.ne, other)
 
     def __lt__(self, other):
-        return self._compare(lambda a, b: a < b, other)
+        return self._compare(operator.lt, other)
 
     def __le__(self, other):
-        return self._compare(lambda a, b: a <= b, other)
+        return self._compare(operator.le, other)
 
     def __gt__(self, other):
-        return self._compare(lambda a, b: a > b, other)
+        return self._compare(operator.gt, other)
 
     def __ge__(self, other):
-        return self._compare(lambda a, b: a >= b, other)
+        return self._compare(operator.ge, other)
 
     def __invert__(self):
         return self.wrap(~self.data, self.device)
 
     def __and__(self, other):
-        return self._compare(lambda a, b: a & b, other)
+        return self._compare(operator.and_, other)
 
     def __or__(self, other):
-        return self._compare(lambda a, b: a | b, other)
+        return self._compare(operator.or_, other)
+
+    def __xor__(self, other):
+        return self._compare(operator.xor, other)
+
+    def __rand__(self, other):
+        return self._compare(operator.and_, other)
+
+    def __ror__(self, other):
+        return self._compare(operator.or_, other)
+
+    def __rxor__(self, other):
+        return self._compare(operator.xor, other)
 
     __hash__ = object.__hash__  # defining __eq__ would otherwise make tensors unhashable
 
-    # ------------------------------------------------------------ in place (outside any graph)
-    # What optimizers and users do under no_grad: the array changes, no node is recorded.
-    def _inplace(self, op, other):
-        if self.requires_grad and autograd.is_grad_enabled():
-            raise RuntimeError("in-place operation on a tensor that requires grad; wrap it in tensorlite.no_grad()")
-        other = self._other(other).data
-        op(self.data, other.astype(self.dtype, copy=False) if hasattr(other, "astype") else other)
+    # ------------------------------------------------------------ in place
+    def _check_inplace(self):
+        """PyTorch's refusals: under grad mode a leaf that requires grad (or a view of one) cannot change in
+        place, since its old value is what the gradient is about."""
+        if not autograd.is_grad_enabled():
+            return
+        if self.requires_grad and self._ctx is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation. "
+                               "(Change it inside `with tensorlite.no_grad():`, as optimizers do.)")
+        base = self._base
+        if base is not None and base.requires_grad and base._ctx is None:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place "
+                               "operation. (Change it inside `with tensorlite.no_grad():`.)")
+
+    def _write(self, compute, operands=(), reads_self=True, check_cast=True):
+        """Set self's memory to compute(old, *operands), a tensor computed out of place; bump the version.
+        `reads_self`: compute reads old's values, so a recorded graph gets a copy of them (Clone).
+        `check_cast`: refuse a result of a higher kind than self (PyTorch: int += 1.5 raises)."""
+        self._check_inplace()
+        record = autograd.is_grad_enabled() and (self.requires_grad or any(o.requires_grad for o in operands))
+        if record and self._base is not None:
+            raise RuntimeError("tensorlite does not record an in-place change of a view of a tensor in a graph; "
+                               "change the tensor itself (x[0, 1] = v, not x[0][1] = v), or work out of place")
+        new = compute(S.Clone.apply(self) if record and reads_self else self, *operands)
+        if check_cast and not can_cast(new.dtype, self.dtype):
+            raise RuntimeError(f"result type {torch_name(new.dtype)} can't be cast to the desired output type "
+                               f"{torch_name(self.dtype)}")
+        if record and new.dtype != self.dtype:
+            new = new.to(self.dtype)
+        self.data[...] = new.data
+        if record:
+            self._ctx, self.requires_grad = new._ctx, new.requires_grad
+        self._version_counter.value += 1
         return self
 
-    def __iadd__(self, other):
-        return self._inplace(lambda a, b: a.__iadd__(b), other)
+    def _arith_(self, fn, iop, other, alpha=1):
+        """add_/sub_/mul_/div_: NumPy's in-place operator when nothing is recorded and no cast is needed."""
+        other = self._other(other)
+        if alpha != 1:
+            other = other * alpha
+        if fn is not E.Div and not (autograd.is_grad_enabled() and (self.requires_grad or other.requires_grad)):
+            self._check_inplace()
+            dtype = result_type(self, other)
+            if dtype == self.dtype:  # the common case, e.g. p -= lr * g under no_grad: no temporary
+                iop(self.data, other.data if other.dtype == dtype else other.data.astype(dtype))
+                self._version_counter.value += 1
+                return self
+        return self._write(lambda old, b: old._binary(fn, b, floating=fn is E.Div), (other,))
 
-    def __isub__(self, other):
-        return self._inplace(lambda a, b: a.__isub__(b), other)
+    def add_(self, other, alpha=1):
+        return self._arith_(E.Add, operator.iadd, other, alpha)
 
-    def __imul__(self, other):
-        return self._inplace(lambda a, b: a.__imul__(b), other)
+    def sub_(self, other, alpha=1):
+        return self._arith_(E.Sub, operator.isub, other, alpha)
 
-    def __itruediv__(self, other):
-        return self._inplace(lambda a, b: a.__itruediv__(b), other)
+    def mul_(self, other):
+        return self._arith_(E.Mul, operator.imul, other)
 
-    add_ = __iadd__
-    sub_ = __isub__
-    mul_ = __imul__
-    div_ = __itruediv__
+    def div_(self, other):
+        return self._arith_(E.Div, operator.itruediv, other)
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    def clamp_(self, min=None, max=None):
+        return self._write(lambda old: old.clamp(min, max))
 
     def copy_(self, src):
-        return self._inplace(lambda a, b: a.__setitem__(Ellipsis, b), src)
+        """Copy `src` (broadcast to this shape, any dtype: floats truncate into integers) into self."""
+        src = src if isinstance(src, TensorOperators) else type(self)(src, device=self.device)
+        if src.device != self.device:
+            src = src.to(self.device)
+        return self._write(lambda old, s: S.Overwrite.apply(old, s), (src,), reads_self=False, check_cast=False)
 
     def fill_(self, value):
-        return self._inplace(lambda a, b: a.fill(b.item() if hasattr(b, "item") else b), value)
+        """Every element set to `value` (a number or a 0-d tensor, whose gradient is then recorded)."""
+        if isinstance(value, TensorOperators) and value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} "
+                               "dimensions")
+        return self.copy_(value if isinstance(value, TensorOperators) else
+                          self.wrap(self.xp.asarray(value).astype(self.dtype), self.device))

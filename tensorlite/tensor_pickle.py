@@ -19,6 +19,8 @@ from . import backend
 def rebuild_tensor(cls, array, device, requires_grad, state=None):
     """The tensor a pickle stored: `array` (NumPy) moved to `device`, wrapped as `cls`."""
     t = cls.wrap(backend.to_device(array, device), device, requires_grad)
+    if type(t) is not cls:  # a Parameter wraps results as plain tensors: it is rebuilt by its constructor
+        t = cls(t, requires_grad=requires_grad)
     if state:
         t.__dict__.update(state)
     return t
@@ -38,7 +40,7 @@ class TensorPickle:
         if self.requires_grad and self._ctx is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
                                "protocol at the moment: deepcopy t.detach() instead")
-        new = type(self).wrap(self.data.copy(), self.device, self.requires_grad)
+        new = rebuild_tensor(type(self), self.data.copy(), self.device, self.requires_grad)
         memo[id(self)] = new
         if self.grad is not None:
             new.grad = copy.deepcopy(self.grad, memo)

@@ -1,13 +1,24 @@
 """Tensor's shape and indexing: reshape/view, permute/transpose, (un)squeeze, expand, split, [] and []=.
 
 A mixin of ``Tensor``. It needs from the class: ``data``, ``shape``, ``ndim``, ``requires_grad``, and from
-the operators mixin ``_array``. Every shape a caller gives is checked in ``tensorlite._checks``.
+the operators mixin ``_array`` and ``_write``. Every shape a caller gives is checked in ``tensorlite._checks``.
+
+Contiguity is NumPy's: after permute/transpose the array is not C-contiguous, so ``view`` refuses a
+shape that would need a copy (as PyTorch), ``reshape`` copies then, and ``contiguous()`` makes a copy.
+Indexing follows PyTorch where it differs from NumPy: a short list holding lists is a tuple of indices
+(``x[[[0, 1], [2, 2]]]`` is ``x[[0, 1], [2, 2]]``), a uint8 tensor is a mask, slices need a positive step.
 """
+import numbers
+import warnings
+
 import numpy as np
 
 from . import autograd
 from ._checks import broadcast_shape, resolve_shape, shape_args, wrap_dim
 from .ops import shape as S
+
+_VIEW_ERROR = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
+               "across two contiguous subspaces). Use .reshape(...) instead.")
 
 
 class TensorShape:
@@ -28,12 +39,40 @@ class TensorShape:
             return self
         return S.Reshape.apply(self, shape=target)
 
-    view = reshape
+    def view(self, *shape):
+        """reshape without a copy: RuntimeError (as PyTorch) if the memory layout does not allow it.
+        view(dtype) reinterprets the bytes, for a dtype of the same size."""
+        if len(shape) == 1 and not isinstance(shape[0], (numbers.Integral, tuple, list)):
+            return self._view_dtype(shape[0])
+        target = resolve_shape(shape_args(shape), self.shape, self.data.size)
+        if self.data.size and not self.xp.may_share_memory(self.data.reshape(target), self.data):
+            raise RuntimeError(_VIEW_ERROR)
+        return self.reshape(target)
+
+    def _view_dtype(self, dtype):
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        if dtype.itemsize != self.dtype.itemsize or self.requires_grad:
+            raise RuntimeError(f"view({dtype}): tensorlite reinterprets only between dtypes of the same size "
+                               f"({self.dtype} has {self.dtype.itemsize} bytes), and not in a graph; use .to()")
+        out = self.wrap(self.data.view(dtype), self.device)
+        out._version_counter = self._version_counter
+        return out
+
+    def is_contiguous(self):
+        return bool(self.data.flags.c_contiguous)
+
+    def contiguous(self):
+        """self if its memory is in row-major order, else a copy that is (differentiable)."""
+        return self if self.data.flags.c_contiguous else S.Clone.apply(self)
 
     def flatten(self, start_dim=0, end_dim=-1):
+        s, e = wrap_dim(start_dim, self.ndim, "flatten"), wrap_dim(end_dim, self.ndim, "flatten")
+        if s > e:
+            raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         if self.ndim == 0:
             return self.reshape(1)
-        s, e = start_dim % self.ndim, end_dim % self.ndim
         return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
 
     def view_as(self, other):
@@ -113,17 +152,24 @@ class TensorShape:
             raise ValueError(f"chunk(): the number of chunks must be positive, got {chunks}")
         return self.split(-(-self.shape[dim] // chunks), dim)
 
-    def contiguous(self):
-        return self
-
     def __getitem__(self, index):
         return S.GetItem.apply(self, index=self._index(index))
 
     def __setitem__(self, index, value):
-        if self.requires_grad and autograd.is_grad_enabled():
-            raise RuntimeError("item assignment on a tensor that requires grad; wrap it in tensorlite.no_grad()")
-        value = self._array(value) if isinstance(value, TensorShape) else value
-        self.data[self._index(index)] = value
+        """x[index] = value, in place. Recorded (the gradient reaches value, and x's old values outside the
+        index) when grad mode is on and x or value requires grad; a leaf that requires grad refuses."""
+        index = self._index(index)
+        is_tensor = isinstance(value, TensorShape)
+        if autograd.is_grad_enabled() and (self.requires_grad or (is_tensor and value.requires_grad)):
+            value = value if is_tensor else type(self)(value, device=self.device)
+            if value.dtype != self.dtype:
+                value = value.to(self.dtype)
+            self._write(lambda old, v: S.SetItem.apply(old, v, index=index), (value,), reads_self=False,
+                        check_cast=False)
+            return
+        self._check_inplace()
+        self.data[index] = self._array(value) if is_tensor else value
+        self._version_counter.value += 1
 
     def __iter__(self):
         for i in range(len(self)):
@@ -131,13 +177,29 @@ class TensorShape:
 
     def _index(self, index):
         """`index` with its Tensors, lists and arrays replaced by arrays on this device, checking their dtype."""
+        if isinstance(index, list) and len(index) < 32 and any(
+                isinstance(p, (list, tuple, TensorShape, np.ndarray, slice)) or p is None or p is Ellipsis
+                for p in index):
+            index = tuple(index)  # PyTorch (like old NumPy) reads such a list as a tuple of indices
         parts = index if isinstance(index, tuple) else (index,)
         out = []
         for p in parts:
             if isinstance(p, (TensorShape, list, np.ndarray)):
                 arr = self._array(p)
                 if arr.dtype.kind not in "iub":
-                    raise IndexError(f"tensors used as indices must be integer (long) or bool, got dtype {arr.dtype}")
+                    raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors, got dtype "
+                                     f"{arr.dtype}")
+                if arr.dtype == np.uint8 and not isinstance(p, list):
+                    warnings.warn("indexing with dtype uint8 is deprecated (as in PyTorch, it is read as a mask); "
+                                  "use a bool tensor instead", UserWarning, stacklevel=3)
+                    arr = arr.astype(bool)
                 p = arr
+            elif isinstance(p, slice) and p.step is not None:
+                step = p.step.__index__()
+                if step == 0:
+                    raise ValueError("slice step cannot be zero")
+                if step < 0:
+                    raise ValueError("step must be greater than zero (PyTorch has no negative-step slices; "
+                                     "index with a reversed arange instead)")
             out.append(p)
         return tuple(out) if isinstance(index, tuple) else out[0]

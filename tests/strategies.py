@@ -106,7 +106,7 @@ def matmul_shapes(draw, max_batch_dims=2, max_side=3):
 
 @st.composite
 def basic_index(draw, shape):
-    """A basic index for `shape`: per axis an int or a slice (negative steps too), plus None / Ellipsis."""
+    """A basic index for `shape`: per axis an int or a slice (positive steps, as PyTorch), plus None / Ellipsis."""
     parts = []
     for n in shape:
         if draw(st.booleans()):
@@ -114,7 +114,7 @@ def basic_index(draw, shape):
         else:
             start = draw(st.none() | st.integers(-n - 1, n + 1))
             stop = draw(st.none() | st.integers(-n - 1, n + 1))
-            step = draw(st.none() | st.sampled_from([1, 2, -1, -2]))
+            step = draw(st.none() | st.sampled_from([1, 2, 3]))  # PyTorch refuses negative steps
             parts.append(slice(start, stop, step))
     if parts and draw(st.booleans()):  # an Ellipsis standing for a run of full axes
         i = draw(st.integers(0, len(parts) - 1))

@@ -21,13 +21,13 @@ def leaf(values, device="cpu", dtype=tl.float64):
 def test_tensor_used_twice_in_mul_gets_both_contributions(device):
     x = leaf([1.0, -2.0, 3.0], device)
     (x * x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * x.numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * x.detach().numpy())
 
 
 def test_tensor_used_twice_in_add_gets_both_contributions(device):
     x = leaf([1.0, -2.0, 3.0], device)
     (x + x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 2.0, 2.0])
 
 
 def test_diamond_graph(device):
@@ -37,16 +37,16 @@ def test_diamond_graph(device):
     b = x * x
     y = (a * b + a).sum()
     y.backward()
-    xv = x.numpy()
+    xv = x.detach().numpy()
     expected = np.exp(xv) * xv ** 2 + np.exp(xv) * 2 * xv + np.exp(xv)
-    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(x.grad.detach().numpy(), expected, rtol=1e-12)
 
 
 def test_grad_accumulates_across_backward_calls(device):
     x = leaf([1.0, 2.0], device)
     (3 * x).sum().backward()
     (5 * x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [8.0, 8.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [8.0, 8.0])
 
 
 def test_grad_from_broadcast_reduction_is_writable_and_accumulates():
@@ -54,9 +54,9 @@ def test_grad_from_broadcast_reduction_is_writable_and_accumulates():
     x = leaf([1.0, 2.0, 3.0])
     x.sum().backward()
     x.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 2.0, 2.0])
     x.grad.zero_()
-    np.testing.assert_allclose(x.grad.numpy(), [0.0, 0.0, 0.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [0.0, 0.0, 0.0])
 
 
 def test_leaf_grads_are_never_aliased():
@@ -64,7 +64,7 @@ def test_leaf_grads_are_never_aliased():
     (a + b).sum().backward()
     assert not np.shares_memory(a.grad.data, b.grad.data)
     a.grad.data *= 10
-    np.testing.assert_allclose(b.grad.numpy(), [1.0, 1.0])
+    np.testing.assert_allclose(b.grad.detach().numpy(), [1.0, 1.0])
 
 
 def test_leaf_grads_not_aliased_through_views():
@@ -87,9 +87,9 @@ def test_explicit_gradient_is_copied():
     g = tl.tensor([0.5, -1.0], dtype=tl.float64)
     y = x + 0.0
     y.backward(gradient=g)
-    np.testing.assert_allclose(x.grad.numpy(), [0.5, -1.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [0.5, -1.0])
     x.grad.data *= 2
-    np.testing.assert_allclose(g.numpy(), [0.5, -1.0])
+    np.testing.assert_allclose(g.detach().numpy(), [0.5, -1.0])
 
 
 @given(broadcastable_shapes(max_dims=3, max_side=3), seeds)
@@ -100,8 +100,8 @@ def test_broadcast_add_grads_have_input_shapes(shapes, seed):
     g = array(seed + 2, out.shape)
     out.backward(gradient=g)
     assert a.grad.shape == sa and b.grad.shape == sb
-    np.testing.assert_allclose(a.grad.numpy(), unbroadcast(g * b.numpy(), sa), rtol=1e-12)
-    np.testing.assert_allclose(b.grad.numpy(), unbroadcast(g * a.numpy(), sb), rtol=1e-12)
+    np.testing.assert_allclose(a.grad.detach().numpy(), unbroadcast(g * b.detach().numpy(), sa), rtol=1e-12)
+    np.testing.assert_allclose(b.grad.detach().numpy(), unbroadcast(g * a.detach().numpy(), sb), rtol=1e-12)
 
 
 @given(broadcastable_shapes(max_dims=3, max_side=3), seeds)
@@ -123,8 +123,8 @@ def test_retain_grad_on_nonleaf(device):
     y.retain_grad()
     z = (y * y).sum()
     z.backward()
-    np.testing.assert_allclose(y.grad.numpy(), 2 * y.numpy())
-    np.testing.assert_allclose(x.grad.numpy(), 2 * y.numpy() * 3)
+    np.testing.assert_allclose(y.grad.detach().numpy(), 2 * y.detach().numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * y.detach().numpy() * 3)
 
 
 def test_nonleaf_without_retain_grad_has_no_grad():
@@ -178,7 +178,7 @@ def test_enable_grad_inside_no_grad_records():
     assert y.requires_grad and y.grad_fn is not None
     assert not z.requires_grad
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 2.0])
 
 
 def test_set_grad_enabled_as_call_and_context():
@@ -200,7 +200,7 @@ def test_detach_cuts_the_graph_and_shares_memory():
     y = x.detach()
     assert np.shares_memory(y.data, x.data)
     (x * d).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), d.numpy())  # d is a constant: no gradient through it
+    np.testing.assert_allclose(x.grad.detach().numpy(), d.detach().numpy())  # d is a constant: no gradient through it
 
 
 # ---------------------------------------------------------------- freeing and errors
@@ -217,7 +217,7 @@ def test_backward_twice_with_retain_graph():
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), 2 * 2 * x.numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), 2 * 2 * x.detach().numpy())
 
 
 def test_saved_arrays_are_released_after_backward():
@@ -248,7 +248,7 @@ def test_backward_with_explicit_gradient(device):
     x = leaf([1.0, 2.0, 3.0], device)
     y = x * x
     y.backward(gradient=tl.tensor([1.0, 0.0, -1.0], dtype=tl.float64, device=device))
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 0.0, -6.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [2.0, 0.0, -6.0])
 
 
 def test_backward_with_wrong_gradient_shape_raises():
@@ -276,7 +276,7 @@ def test_long_chain_has_no_recursion_error_and_is_fast():
         y = y * 1.0001
     y.sum().backward()
     elapsed = time.perf_counter() - start
-    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 10_000], rtol=1e-9)
+    np.testing.assert_allclose(x.grad.detach().numpy(), [1.0001 ** 10_000], rtol=1e-9)
     assert elapsed < 5.0, f"10,000-node chain took {elapsed:.1f} s"
 
 
@@ -284,7 +284,7 @@ def test_wide_graph_accumulates_every_branch():
     x = leaf([2.0])
     total = sum((x * float(i) for i in range(200)), tl.zeros(1, dtype=tl.float64))
     total.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [sum(range(200))])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [sum(range(200))])
 
 
 # ---------------------------------------------------------------- custom Functions
@@ -311,15 +311,15 @@ class ScaleBy(Function):
 def test_custom_function_backward(device):
     x = leaf([1.0, -2.0], device)
     Cube.apply(x).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), 3 * x.numpy() ** 2)
+    np.testing.assert_allclose(x.grad.detach().numpy(), 3 * x.detach().numpy() ** 2)
 
 
 def test_apply_params_become_attributes():
     x = leaf([1.0, 2.0])
     y = ScaleBy.apply(x, factor=4.0)
-    np.testing.assert_allclose(y.numpy(), [4.0, 8.0])
+    np.testing.assert_allclose(y.detach().numpy(), [4.0, 8.0])
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [4.0, 4.0])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [4.0, 4.0])
 
 
 def test_needs_input_grad_is_set():

@@ -38,14 +38,14 @@ def test_embedding_error_comes_at_the_next_read(deferred):
                                          r"size 5 .* reported at the first read of a value after it"):
         out.sum().item()
     assert backend._deferred == []  # reported once; the next read works
-    np.testing.assert_array_equal(out.numpy()[0, 1], w.numpy()[4])
+    np.testing.assert_array_equal(out.detach().numpy()[0, 1], w.detach().numpy()[4])
 
 
 @pytest.mark.parametrize("read", ["item", "numpy", "tolist", "synchronize"])
 def test_every_read_runs_the_queued_checks(deferred, read):
     logits = tl.randn(4, 3, device=deferred, requires_grad=True)
     loss = F.cross_entropy(logits, tl.tensor([0, -100, 5, 1], device=deferred))  # -100: ignored, not an error
-    reads = {"item": loss.item, "numpy": loss.numpy, "tolist": loss.tolist,
+    reads = {"item": loss.item, "numpy": loss.detach().numpy, "tolist": loss.tolist,
              "synchronize": lambda: backend.synchronize(deferred)}
     with pytest.raises(IndexError, match="target 5 is out of range for 3 classes"):
         reads[read]()

@@ -93,7 +93,7 @@ def test_attention_with_a_cache_matches_causal_attention(device):
         got = [attn(x[:, :2], cache)] + [attn(x[:, t:t + 1], cache) for t in range(2, 5)]
     np.testing.assert_allclose(tensorlite.cat(got, dim=1).numpy(), want, rtol=1e-12, atol=1e-12)
     # the cache holds exactly the keys and values of the full projection, split into heads
-    k = (x.numpy() @ attn.c_attn.weight.numpy().T + attn.c_attn.bias.numpy())[..., 12:24]
+    k = (x.detach().numpy() @ attn.c_attn.weight.detach().numpy().T + attn.c_attn.bias.detach().numpy())[..., 12:24]
     np.testing.assert_allclose(cache.k.numpy(), k.reshape(2, 5, 3, 4).transpose(0, 2, 1, 3), rtol=1e-12)
 
 

@@ -16,7 +16,7 @@ def test_matmul(device, pair, seed_a, seed_b):
     expected = np.matmul(a_np, b_np)
     for out in (a @ b, tl.matmul(a, b), a.matmul(b)):
         assert out.shape == expected.shape
-        np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
     assert tl.gradcheck(lambda x, y: x @ y, a, b)
 
 
@@ -37,15 +37,15 @@ def test_vector_dot_vector_is_a_scalar(device):
     out = a @ b
     assert out.shape == () and out.item() == pytest.approx(a_np @ b_np)
     out.backward()
-    np.testing.assert_array_equal(a.grad.numpy(), b_np)  # d(a.b)/da = b
-    np.testing.assert_array_equal(b.grad.numpy(), a_np)
+    np.testing.assert_array_equal(a.grad.detach().numpy(), b_np)  # d(a.b)/da = b
+    np.testing.assert_array_equal(b.grad.detach().numpy(), a_np)
 
 
 def test_matmul_with_numpy_array_operand(device):
     a_np, b_np = np.arange(6.0).reshape(2, 3), np.arange(3.0)
     a = leaf(a_np, device)
-    np.testing.assert_allclose((a @ b_np).numpy(), a_np @ b_np)
-    np.testing.assert_allclose((a_np.T @ a).numpy(), a_np.T @ a_np)
+    np.testing.assert_allclose((a @ b_np).detach().numpy(), a_np @ b_np)
+    np.testing.assert_allclose((a_np.T @ a).detach().numpy(), a_np.T @ a_np)
 
 
 # ---------------------------------------------------------------- dtypes

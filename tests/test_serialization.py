@@ -36,7 +36,7 @@ def assert_same(a, b):
     assert type(a) is type(b), (type(a), type(b))
     if isinstance(a, tl.Tensor):
         assert a.device == b.device and a.requires_grad == b.requires_grad
-        assert_same_array(a.numpy(), b.numpy())
+        assert_same_array(a.detach().numpy(), b.detach().numpy())
     elif isinstance(a, np.ndarray):
         assert_same_array(a, b)
     elif isinstance(a, np.generic):
@@ -100,10 +100,10 @@ def test_map_location(device, tmp_path):
     on_cpu = tl.load(tmp_path / "x", map_location="cpu")
     assert on_cpu["t"].device == "cpu" and on_cpu["t"].requires_grad
     assert isinstance(on_cpu["a"], np.ndarray)  # plain NumPy arrays stay NumPy arrays
-    assert_same_array(on_cpu["t"].numpy(), t.numpy())
+    assert_same_array(on_cpu["t"].detach().numpy(), t.detach().numpy())
     back = tl.load(tmp_path / "x", map_location=device)
     assert back["t"].device == t.device
-    assert_same_array(back["t"].numpy(), t.numpy())
+    assert_same_array(back["t"].detach().numpy(), t.detach().numpy())
     with pytest.raises(ValueError, match="tpu"):
         tl.load(tmp_path / "x", map_location="tpu")
 
@@ -251,7 +251,7 @@ def test_module_round_trip(tmp_path):
     for (name, a), b in zip(model.state_dict().items(), other.state_dict().values()):
         assert a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes(), name
     x = tl.randn(2, 4)
-    assert np.array_equal(model(x).numpy(), other(x).numpy())
+    assert np.array_equal(model(x).detach().numpy(), other(x).detach().numpy())
 
 
 # ---------------------------------------------------------------- crafted files: sizes are checked before allocating
@@ -390,4 +390,4 @@ def test_cuda_tensors_load_anywhere_with_map_location_and_keep_their_bits(tmp_pa
     tl.save({"t": t}, tmp_path / "x")
     as_if_saved_on_cuda(tmp_path / "x")
     back = tl.load(tmp_path / "x", map_location="cpu")["t"]
-    assert back.device == "cpu" and back.requires_grad and back.numpy().tobytes() == t.numpy().tobytes()
+    assert back.device == "cpu" and back.requires_grad and back.detach().numpy().tobytes() == t.detach().numpy().tobytes()

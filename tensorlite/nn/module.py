@@ -27,6 +27,12 @@ class Parameter(Tensor):
             data = np.zeros((0,), dtype=np.float32)
         super().__init__(data, requires_grad=requires_grad)  # a contiguous array is shared, not copied
 
+    @classmethod
+    def wrap(cls, array, device, requires_grad=False):
+        """What autograd and the tensor methods make from a Parameter (x * w, w.grad) is a plain Tensor, as in
+        PyTorch: only the weights a Module holds are Parameters."""
+        return Tensor.wrap(array, device, requires_grad)
+
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
 

@@ -3,6 +3,7 @@ from ..autograd import Function, unbroadcast
 
 
 class MatMul(Function):
+    saves_inputs = True  # backward reads both operands
     def forward(self, a, b):
         # 1-D operands become matrices (a row / a column) and the extra axis is dropped after
         self.a_vec, self.b_vec = a.ndim == 1, b.ndim == 1

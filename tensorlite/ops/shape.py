@@ -1,12 +1,24 @@
-"""Functions that move elements around without changing their values."""
+"""Functions that move elements around without changing their values, and the in-place writes
+(SetItem, Overwrite) that Tensor's ``[]=``, ``copy_`` and ``fill_`` record when a gradient must pass.
+
+Flags (see autograd.Function): none of these reads its input arrays in backward, only shapes and
+indices, so ``saves_inputs = False`` everywhere; Reshape, Permute, BroadcastTo and a basic GetItem
+return views of their input (``is_view``), decided per call where NumPy may have to copy.
+"""
+
 from ..autograd import Function, unbroadcast
 from ..backend import get_array_module
+from ..dtypes import promote_types
 
 
 class Reshape(Function):
+    saves_inputs = False
+
     def forward(self, a):
         self.in_shape = a.shape
-        return a.reshape(self.shape)
+        out = a.reshape(self.shape)
+        self.is_view = get_array_module(a).may_share_memory(out, a)  # a non-contiguous input is copied
+        return out
 
     # same values, old shape
     def backward(self, g):
@@ -14,6 +26,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    saves_inputs, is_view = False, True
+
     def forward(self, a):
         return a.transpose(self.dims)
 
@@ -26,6 +40,8 @@ class Permute(Function):
 
 
 class BroadcastTo(Function):
+    saves_inputs, is_view = False, True
+
     def forward(self, a):
         self.in_shape = a.shape
         return get_array_module(a).broadcast_to(a, self.shape)
@@ -35,6 +51,18 @@ class BroadcastTo(Function):
         return unbroadcast(g, self.in_shape)
 
 
+class Clone(Function):
+    """A copy in new memory (C-contiguous): clone() and contiguous()."""
+    saves_inputs = False
+
+    def forward(self, a):
+        return get_array_module(a).array(a, order="C", copy=True)
+
+    # the identity on values
+    def backward(self, g):
+        return g
+
+
 def _has_advanced(index):
     """True if an index uses integer or boolean arrays (then duplicates must add up)."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -42,27 +70,80 @@ def _has_advanced(index):
 
 
 class GetItem(Function):
+    saves_inputs = False
+
     def forward(self, a):
         self.in_shape, self.dtype = a.shape, a.dtype
+        self.advanced = _has_advanced(self.index)
+        self.is_view = not self.advanced  # basic indexing (ints, slices, None, ...) gives a view
         return a[self.index]
 
     # scatter the gradient back; an element picked twice gets both contributions
     def backward(self, g):
         xp = get_array_module(g)
         out = xp.zeros(self.in_shape, dtype=self.dtype)
-        if _has_advanced(self.index):
+        if self.advanced:
             xp.add.at(out, self.index, g)
         else:
             out[self.index] = g
         return out
 
 
+class SetItem(Function):
+    """a with a[index] replaced by b (b broadcast to the selected shape): what ``a[index] = b`` records."""
+    saves_inputs = False
+
+    def forward(self, a, b):
+        self.b_shape = b.shape
+        out = a.copy()
+        out[self.index] = b
+        return out
+
+    # the replaced elements give a nothing; b gets the gradient of the places it was written to
+    def backward(self, g):
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = g.copy()
+            ga[self.index] = 0
+        if self.needs_input_grad[1]:
+            part = g[self.index]
+            missing = len(self.b_shape) - part.ndim  # b may carry extra leading 1s (NumPy drops them)
+            gb = unbroadcast(part.reshape((1,) * missing + part.shape) if missing > 0 else part, self.b_shape)
+        return ga, gb
+
+
+class Overwrite(Function):
+    """b broadcast to a's shape and dtype (a's values are not used): what copy_, fill_ and zero_ record."""
+    saves_inputs = False
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return get_array_module(a).broadcast_to(b, a.shape).astype(a.dtype)
+
+    # a's old values are gone: no gradient to a; b gets the sum over the places it was copied to
+    def backward(self, g):
+        xp = get_array_module(g)
+        return (xp.zeros(self.a_shape, dtype=g.dtype) if self.needs_input_grad[0] else None,
+                unbroadcast(g, self.b_shape) if self.needs_input_grad[1] else None)
+
+
+def _common_dtype(arrays):
+    """The dtype cat/stack give mixed inputs (PyTorch's rule: a float wins over any integer)."""
+    dtype = arrays[0].dtype
+    for a in arrays[1:]:
+        dtype = promote_types(dtype, a.dtype)
+    return dtype
+
+
 class Cat(Function):
+    saves_inputs = False
+
     def forward(self, *arrays):
         xp = get_array_module(arrays[0])
         self.sizes = [a.shape[self.dim] for a in arrays]
         self.dtypes = [a.dtype for a in arrays]  # mixed dtypes promote; each gradient goes back in its own
-        return xp.concatenate(arrays, axis=self.dim)
+        out = _common_dtype(arrays)
+        return xp.concatenate([a.astype(out, copy=False) for a in arrays], axis=self.dim)
 
     # each input gets back its own slab of the gradient
     def backward(self, g):
@@ -75,9 +156,12 @@ class Cat(Function):
 
 
 class Stack(Function):
+    saves_inputs = False
+
     def forward(self, *arrays):
         self.dtypes = [a.dtype for a in arrays]
-        return get_array_module(arrays[0]).stack(arrays, axis=self.dim)
+        out = _common_dtype(arrays)
+        return get_array_module(arrays[0]).stack([a.astype(out, copy=False) for a in arrays], axis=self.dim)
 
     # each input gets back its own slice of the gradient, without the stacking axis
     def backward(self, g):
