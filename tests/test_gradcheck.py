@@ -105,5 +105,5 @@ def test_works_inside_no_grad_and_leaves_grads_alone():
     with tl.no_grad():
         assert tl.gradcheck(lambda t: Square.apply(t), x)
     assert x.grad is before
-    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
-    np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])  # perturbations undone
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [3.0, 3.0])
+    np.testing.assert_array_equal(x.detach().numpy(), [1.0, 2.0])  # perturbations undone

@@ -72,7 +72,7 @@ def test_adamw_kernel_computes_the_array_path(monkeypatch, dtype, exact, weight_
             p.grad = tl.tensor(g, dtype=dtype)
             opt.step()
         state = opt.state[p]
-        results.append([p.numpy(), state["exp_avg"].numpy(), state["exp_avg_sq"].numpy()])
+        results.append([p.detach().numpy(), state["exp_avg"].detach().numpy(), state["exp_avg_sq"].detach().numpy()])
     assert kernels_adamw._kernel.name == "tensorlite_adamw"
     for a, b in zip(*results):
         assert a.dtype == dtype

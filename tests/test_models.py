@@ -70,7 +70,7 @@ def test_gpt_gradient_matches_finite_differences(norm, activation, bias):
 def test_gpt_init_follows_the_course():
     model = GPT(tiny_config(n_embd=64, vocab_size=50))
     for name, p in model.named_parameters():
-        values = p.numpy()
+        values = p.detach().numpy()
         if p.ndim >= 2:
             assert abs(values.std() - 0.02) < 0.004, name
         elif name.endswith("bias"):
@@ -127,16 +127,16 @@ def test_generate_extends_past_the_context_and_restores_train_mode(device, make)
     idx = tensorlite.zeros(2, 3, dtype=tensorlite.int64, device=device)
     out = model.generate(idx, 7, top_k=2)
     assert out.shape == (2, 10) and out.device == idx.device
-    assert (out[:, :3].numpy() == 0).all() and out.numpy().max() < 6
+    assert (out[:, :3].detach().numpy() == 0).all() and out.detach().numpy().max() < 6
     assert model.training
 
 
 def test_greedy_and_top_k_1_agree_and_temperature_is_checked():
     model = GPT(tiny_config())
     idx = tensorlite.zeros(1, 2, dtype=tensorlite.int64)
-    a = model.generate(idx, 5, temperature=0).numpy()
+    a = model.generate(idx, 5, temperature=0).detach().numpy()
     tensorlite.manual_seed(3)
-    b = model.generate(idx, 5, top_k=1).numpy()
+    b = model.generate(idx, 5, top_k=1).detach().numpy()
     assert (a == b).all()
     with pytest.raises(ValueError, match="temperature"):
         model.generate(idx, 1, temperature=-1)
@@ -146,7 +146,7 @@ def test_greedy_and_top_k_1_agree_and_temperature_is_checked():
 
 def test_top_k_only_samples_the_k_most_likely():
     logits = tensorlite.tensor([[0.0, 5.0, 1.0, 4.9, -2.0]] * 200)
-    picks = set(sample_next(logits, temperature=5.0, top_k=2).numpy().ravel().tolist())
+    picks = set(sample_next(logits, temperature=5.0, top_k=2).detach().numpy().ravel().tolist())
     assert picks == {1, 3}
 
 
@@ -197,7 +197,7 @@ def test_registry_round_trip(name, values):
     again = models.build_model(name, config.to_dict())  # what a checkpoint stores
     assert again.config == config
     for (k, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
-        assert np.array_equal(a.numpy(), b.numpy()), k
+        assert np.array_equal(a.detach().numpy(), b.detach().numpy()), k
 
 
 def test_registry_refuses_unknown_types_and_foreign_configs():
@@ -243,6 +243,6 @@ def test_pickled_gpt_keeps_its_weights_and_drops_its_gradients():
     before = len(pickle.dumps(model))
     loaded = pickle.loads(pickle.dumps(model))
     assert all(p.grad is None for p in loaded.parameters())
-    np.testing.assert_array_equal(loaded(idx)[0].numpy(), model(idx)[0].numpy())
+    np.testing.assert_array_equal(loaded(idx)[0].detach().numpy(), model(idx)[0].detach().numpy())
     model.zero_grad()
     assert len(pickle.dumps(model)) == before  # the gradients were never in the file

@@ -34,10 +34,10 @@ def test_activation_gradcheck_and_torch(name, shape, seed):
     if torch is not None:
         a, b = tl.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
         ya, yb = fn(a, **kw), getattr(torch.nn.functional, name)(b, **kw)
-        np.testing.assert_allclose(ya.numpy(), yb.detach().numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(ya.detach().numpy(), yb.detach().numpy(), rtol=1e-12, atol=1e-14)
         ya.sum().backward()
         yb.sum().backward()
-        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -50,7 +50,7 @@ def test_activation_kinks_follow_torch(name):
     a, b = tl.tensor(x, requires_grad=True), torch_.tensor(x, requires_grad=True)
     getattr(F, name)(a, **kw).sum().backward()
     getattr(torch_.nn.functional, name)(b, **kw).sum().backward()
-    np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
@@ -67,7 +67,7 @@ def test_activations_are_finite_far_out():
         x.grad = None
         y = getattr(F, name)(x)
         y.sum().backward()
-        assert np.isfinite(y.numpy()).all() and np.isfinite(x.grad.numpy()).all(), name
+        assert np.isfinite(y.detach().numpy()).all() and np.isfinite(x.grad.detach().numpy()).all(), name
 
 
 @given(st.sampled_from([(4,), (2, 6), (4, 2, 4)]), st.integers(-1, 0), seeds)
@@ -75,8 +75,8 @@ def test_glu(shape, dim, seed):
     x = array(seed, shape)
     assert tl.gradcheck(lambda t: F.glu(t, dim), leaf(x, "cpu"))
     if torch is not None:
-        np.testing.assert_allclose(F.glu(tl.tensor(x), dim).numpy(),
-                                   torch.nn.functional.glu(torch.tensor(x), dim).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(F.glu(tl.tensor(x), dim).detach().numpy(),
+                                   torch.nn.functional.glu(torch.tensor(x), dim).detach().numpy(), rtol=1e-12)
     with pytest.raises(RuntimeError, match="even"):
         F.glu(tl.ones(3))
 
@@ -100,5 +100,5 @@ def test_activation_modules_match_torch():
     for name, args, kw in modules:
         ours, theirs = getattr(nn, name)(*args, **kw), getattr(torch.nn, name)(*args, **kw)
         assert repr(ours) == repr(theirs)
-        np.testing.assert_allclose(ours(tl.tensor(x)).numpy(), theirs(torch.tensor(x)).numpy(), rtol=1e-12,
+        np.testing.assert_allclose(ours(tl.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-12,
                                    err_msg=name)

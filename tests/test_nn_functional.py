@@ -18,13 +18,13 @@ def agree(fused, composed, arrays, device, rtol=1e-7, atol=1e-9, seed=0):
     a = [leaf(x, device) for x in arrays]
     b = [leaf(x, device) for x in arrays]
     out_a, out_b = fused(*a), composed(*b)
-    np.testing.assert_allclose(out_a.numpy(), out_b.numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(out_a.detach().numpy(), out_b.detach().numpy(), rtol=rtol, atol=atol)
     v = np.random.default_rng(seed).standard_normal(out_a.shape)
     (out_a * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
     (out_b * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
     for i, (x, y) in enumerate(zip(a, b)):
         assert x.grad is not None and y.grad is not None, f"input {i} got no gradient"
-        np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-6, atol=1e-9,
+        np.testing.assert_allclose(x.grad.detach().numpy(), y.grad.detach().numpy(), rtol=1e-6, atol=1e-9,
                                    err_msg=f"gradient of input {i}")
     return out_a
 
@@ -40,7 +40,7 @@ def test_softmax(device, sd, seed):
     shape, dim = sd
     x = array(seed, shape)
     out = agree(lambda t: F.softmax(t, dim), lambda t: R.softmax(t, dim), [x], device)
-    np.testing.assert_allclose(out.numpy(), np.exp(np_log_softmax(x, dim)), rtol=1e-10)
+    np.testing.assert_allclose(out.detach().numpy(), np.exp(np_log_softmax(x, dim)), rtol=1e-10)
     assert tl.gradcheck(lambda t: F.softmax(t, dim), leaf(x, device))
 
 
@@ -49,14 +49,14 @@ def test_log_softmax(device, sd, seed):
     shape, dim = sd
     x = array(seed, shape)
     out = agree(lambda t: F.log_softmax(t, dim), lambda t: R.log_softmax(t, dim), [x], device)
-    np.testing.assert_allclose(out.numpy(), np_log_softmax(x, dim), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), np_log_softmax(x, dim), rtol=1e-10, atol=1e-12)
     assert tl.gradcheck(lambda t: F.log_softmax(t, dim), leaf(x, device))
 
 
 def test_tensor_methods_use_the_fused_functions(device):
     x = tl.tensor([[1.0, 2.0, 3.0]], device=device)
-    np.testing.assert_allclose(x.softmax(-1).numpy(), F.softmax(x, -1).numpy())
-    np.testing.assert_allclose(x.log_softmax(1).numpy(), F.log_softmax(x, 1).numpy())
+    np.testing.assert_allclose(x.softmax(-1).detach().numpy(), F.softmax(x, -1).detach().numpy())
+    np.testing.assert_allclose(x.log_softmax(1).detach().numpy(), F.log_softmax(x, 1).detach().numpy())
 
 
 @pytest.mark.parametrize("dtype", [tl.float32, tl.float64])
@@ -67,13 +67,13 @@ def test_softmax_family_is_finite_for_huge_logits(device, dtype):
     sm = F.softmax(x, -1)
     loss = F.cross_entropy(x, tl.tensor([1, 3], device=device))
     for t in (ls, sm, loss):
-        assert np.isfinite(t.numpy()).all()
-    np.testing.assert_allclose(ls.numpy(), np_log_softmax(x64, -1), rtol=1e-6)
-    np.testing.assert_allclose(sm.numpy(), np.exp(np_log_softmax(x64, -1)), rtol=1e-6, atol=1e-30)
+        assert np.isfinite(t.detach().numpy()).all()
+    np.testing.assert_allclose(ls.detach().numpy(), np_log_softmax(x64, -1), rtol=1e-6)
+    np.testing.assert_allclose(sm.detach().numpy(), np.exp(np_log_softmax(x64, -1)), rtol=1e-6, atol=1e-30)
     expected = -(np_log_softmax(x64, -1)[0, 1] + np_log_softmax(x64, -1)[1, 3]) / 2
     np.testing.assert_allclose(loss.item(), expected, rtol=1e-6)
     (ls.sum() + sm.sum() + loss).backward()
-    assert np.isfinite(x.grad.numpy()).all()
+    assert np.isfinite(x.grad.detach().numpy()).all()
 
 
 def test_softmax_bad_dim():
@@ -117,7 +117,7 @@ def test_layer_norm(device, case):
         ref = ref * arrays[1]
     if has_b:
         ref = ref + arrays[-1]
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-9, atol=1e-12)
     assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
 
 
@@ -140,7 +140,7 @@ def test_embedding(device, vocab, dim, idx_shape, seed):
     idx = np.random.default_rng(seed).integers(0, vocab, idx_shape)  # duplicates are likely: they must add up
     t = tl.tensor(idx, device=device)
     out = agree(lambda a: F.embedding(t, a), lambda a: R.embedding(t, a), [w], device)
-    np.testing.assert_allclose(out.numpy(), w[idx])
+    np.testing.assert_allclose(out.detach().numpy(), w[idx])
     assert tl.gradcheck(lambda a: F.embedding(t, a), leaf(w, device))
 
 
@@ -162,8 +162,8 @@ def test_embedding_float32_gradient_dtype(device):
     w = tl.randn(200, 4, device=device, requires_grad=True)
     F.embedding(tl.tensor([[1, 2, 1]], device=device), w).sum().backward()
     assert w.grad.dtype == tl.float32
-    np.testing.assert_allclose(w.grad.numpy()[1], 2 * np.ones(4))
-    assert (w.grad.numpy()[3:] == 0).all()
+    np.testing.assert_allclose(w.grad.detach().numpy()[1], 2 * np.ones(4))
+    assert (w.grad.detach().numpy()[3:] == 0).all()
 
 
 def test_embedding_errors():
@@ -199,14 +199,14 @@ def test_dropout_backward_uses_the_forward_mask(device):
     x = tl.ones(50, 40, dtype=tl.float64, device=device, requires_grad=True)
     y = F.dropout(x, 0.3)
     y.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), y.numpy())  # x = 1, so y is the scaled mask itself
-    assert set(np.unique(y.numpy()).round(12)) <= {0.0, round(1 / 0.7, 12)}
+    np.testing.assert_allclose(x.grad.detach().numpy(), y.detach().numpy())  # x = 1, so y is the scaled mask itself
+    assert set(np.unique(y.detach().numpy()).round(12)) <= {0.0, round(1 / 0.7, 12)}
 
 
 def test_dropout_keeps_the_expected_value(device):
     x = tl.ones(200_000, device=device)
     for p in (0.1, 0.5, 0.8):
-        y = F.dropout(x, p).numpy()
+        y = F.dropout(x, p).detach().numpy()
         assert abs(y.mean() - 1) < 0.02
         assert abs((y == 0).mean() - p) < 0.01
 
@@ -220,10 +220,10 @@ def test_dropout_eval_and_p0_are_identity(device):
 def test_dropout_is_reproducible(device):
     x = tl.ones(100, device=device)
     tl.manual_seed(7)
-    a = F.dropout(x, 0.5).numpy()
-    b = F.dropout(x, 0.5).numpy()
+    a = F.dropout(x, 0.5).detach().numpy()
+    b = F.dropout(x, 0.5).detach().numpy()
     tl.manual_seed(7)
-    np.testing.assert_array_equal(F.dropout(x, 0.5).numpy(), a)
+    np.testing.assert_array_equal(F.dropout(x, 0.5).detach().numpy(), a)
     assert not np.array_equal(a, b)
 
 
@@ -238,7 +238,7 @@ def test_dropout_p1_drops_everything(device):
     x = tl.ones(4, 5, device=device, requires_grad=True)
     y = F.dropout(x, 1.0)
     y.sum().backward()
-    assert (y.numpy() == 0).all() and (x.grad.numpy() == 0).all()
+    assert (y.detach().numpy() == 0).all() and (x.grad.detach().numpy() == 0).all()
 
 
 # ---------------------------------------------------------------- linear
@@ -249,7 +249,7 @@ def test_linear(device, lead, n_in, n_out, has_bias, seed):
     composed = lambda x, w, *b: R.linear(x, w, *b)
     out = agree(fused, composed, arrays, device)
     ref = arrays[0] @ arrays[1].T + (arrays[2] if has_bias else 0)
-    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-12)
     assert out.grad_fn is not None and type(out.grad_fn).__name__ == "Linear"  # one node, not matmul + add
     assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
 
@@ -267,9 +267,9 @@ def test_linear_errors():
 
 def test_relu_gelu_reexported(device):
     x = tl.tensor([-1.0, 0.5, 2.0], device=device)
-    np.testing.assert_allclose(F.relu(x).numpy(), np.maximum(x.numpy(), 0))
-    np.testing.assert_allclose(F.gelu(x).numpy(), x.gelu().numpy())
-    np.testing.assert_allclose(F.gelu(x, approximate="tanh").numpy(), x.gelu("tanh").numpy())
+    np.testing.assert_allclose(F.relu(x).detach().numpy(), np.maximum(x.detach().numpy(), 0))
+    np.testing.assert_allclose(F.gelu(x).detach().numpy(), x.gelu().detach().numpy())
+    np.testing.assert_allclose(F.gelu(x, approximate="tanh").detach().numpy(), x.gelu("tanh").detach().numpy())
 
 
 # ---------------------------------------------------------------- attention
@@ -301,7 +301,7 @@ def test_scaled_dot_product_attention(device, case):
     s = 1 / math.sqrt(hs) if scale is None else scale
     out = agree(fused, lambda q, k, v: R.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=s), arrays,
                 device)
-    np.testing.assert_allclose(out.numpy(), np_attention(*arrays, causal, s), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(out.detach().numpy(), np_attention(*arrays, causal, s), rtol=1e-9, atol=1e-12)
     assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
 
 
@@ -318,26 +318,26 @@ def test_attention_dropout_matches_composed_with_the_same_mask(device):
 
     out = agree(fused, composed, arrays, device)
     no_drop = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in arrays], is_causal=True)
-    assert not np.allclose(out.numpy(), no_drop.numpy())
+    assert not np.allclose(out.detach().numpy(), no_drop.detach().numpy())
     assert tl.gradcheck(fused, *[leaf(a, device) for a in arrays])
 
 
 def test_attention_is_causal(device):
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((2, 6, 4)) for _ in range(3))
-    base = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in (q, k, v)], is_causal=True).numpy()
+    base = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in (q, k, v)], is_causal=True).detach().numpy()
     t = 2
     changed = [a.copy() for a in (q, k, v)]
     for a in changed:
         a[:, t + 1:] += rng.standard_normal(a[:, t + 1:].shape) * 10
-    out = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in changed], is_causal=True).numpy()
+    out = F.scaled_dot_product_attention(*[tl.tensor(a, device=device) for a in changed], is_causal=True).detach().numpy()
     np.testing.assert_allclose(out[:, :t + 1], base[:, :t + 1], rtol=1e-12)
     assert not np.allclose(out[:, t + 1:], base[:, t + 1:])
     # and no gradient flows from the output at t to keys/values after t
     leaves = [leaf(a, device) for a in (q, k, v)]
     F.scaled_dot_product_attention(*leaves, is_causal=True)[:, t].sum().backward()
     for x in leaves[1:]:
-        assert (x.grad.numpy()[:, t + 1:] == 0).all()
+        assert (x.grad.detach().numpy()[:, t + 1:] == 0).all()
 
 
 def test_attention_errors():
@@ -397,7 +397,7 @@ def test_attention_split_over_threads_gives_the_same_result(monkeypatch):
             leaves = [leaf(a, "cpu") for a in arrays]
             y = fn(*leaves)
             y.backward(tl.tensor(array(4, y.shape), dtype=tl.float64))
-            results.append([y.numpy()] + [x.grad.numpy() for x in leaves])
+            results.append([y.detach().numpy()] + [x.grad.detach().numpy() for x in leaves])
         for other in results[1:]:
             for a, b in zip(other, results[0]):
                 np.testing.assert_array_equal(a, b)

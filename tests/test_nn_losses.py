@@ -24,12 +24,12 @@ def agree(fused, composed, arrays, device, rtol=1e-7, atol=1e-9, seed=0):
     a = [leaf(x, device) for x in arrays]
     b = [leaf(x, device) for x in arrays]
     out_a, out_b = fused(*a), composed(*b)
-    np.testing.assert_allclose(out_a.numpy(), out_b.numpy(), rtol=rtol, atol=atol)
+    np.testing.assert_allclose(out_a.detach().numpy(), out_b.detach().numpy(), rtol=rtol, atol=atol)
     v = np.random.default_rng(seed).standard_normal(out_a.shape)
     (out_a * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
     (out_b * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
     for i, (x, y) in enumerate(zip(a, b)):
-        np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-6, atol=1e-9, err_msg=f"input {i}")
+        np.testing.assert_allclose(x.grad.detach().numpy(), y.grad.detach().numpy(), rtol=1e-6, atol=1e-9, err_msg=f"input {i}")
     return out_a
 
 
@@ -38,13 +38,13 @@ def against_torch(ours, theirs, arrays, rtol=1e-10, atol=1e-12, grads=True):
     a = [tl.tensor(x, requires_grad=True) for x in arrays]
     b = [torch.tensor(x, requires_grad=True) for x in arrays]
     out_a, out_b = ours(*a), theirs(*b)
-    np.testing.assert_allclose(out_a.numpy(), out_b.detach().numpy(), rtol=rtol, atol=atol, equal_nan=True)
+    np.testing.assert_allclose(out_a.detach().numpy(), out_b.detach().numpy(), rtol=rtol, atol=atol, equal_nan=True)
     if grads:
         v = np.random.default_rng(1).standard_normal(out_a.shape)
         (out_a * tl.tensor(v)).sum().backward()
         (out_b * torch.tensor(v)).sum().backward()
         for i, (x, y) in enumerate(zip(a, b)):
-            np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-8, atol=1e-10, err_msg=f"input {i}")
+            np.testing.assert_allclose(x.grad.detach().numpy(), y.grad.detach().numpy(), rtol=1e-8, atol=1e-10, err_msg=f"input {i}")
     return out_a
 
 
@@ -97,7 +97,7 @@ def test_cross_entropy(device, case):
                                       label_smoothing=eps)
     out = agree(fused, lambda z: R.cross_entropy(z, t, weight=weight, ignore_index=ignore, reduction=reduction,
                                                   label_smoothing=eps), [x], device)
-    np.testing.assert_allclose(out.numpy(), np_cross_entropy(x, targets, ignore, reduction, w, eps), rtol=1e-10,
+    np.testing.assert_allclose(out.detach().numpy(), np_cross_entropy(x, targets, ignore, reduction, w, eps), rtol=1e-10,
                                atol=1e-12)
     assert tl.gradcheck(fused, leaf(x, device))
 
@@ -140,10 +140,10 @@ def test_cross_entropy_all_ignored_is_nan_with_zero_grad(device, eps, weighted):
     loss = F.cross_entropy(x, t, weight=w, label_smoothing=eps)
     assert math.isnan(loss.item())
     loss.backward()
-    assert (x.grad.numpy() == 0).all()
+    assert (x.grad.detach().numpy() == 0).all()
     x.grad = None
     F.cross_entropy(x, t, weight=w, reduction="sum").backward()
-    assert (x.grad.numpy() == 0).all()
+    assert (x.grad.detach().numpy() == 0).all()
 
 
 def test_cross_entropy_class_dim_is_1(device):
@@ -151,7 +151,7 @@ def test_cross_entropy_class_dim_is_1(device):
     x = tl.randn(2, 3, 3, device=device)
     t = tl.tensor([[0, 1, 2], [2, 2, 0]], device=device)
     moved = x.permute(0, 2, 1).reshape(6, 3)
-    np.testing.assert_allclose(F.cross_entropy(x, t).numpy(), F.cross_entropy(moved, t.reshape(-1)).numpy(),
+    np.testing.assert_allclose(F.cross_entropy(x, t).detach().numpy(), F.cross_entropy(moved, t.reshape(-1)).detach().numpy(),
                                rtol=1e-6)
     assert F.cross_entropy(x, t, reduction="none").shape == (2, 3)
     assert F.cross_entropy(tl.randn(5, device=device), tl.tensor(2, device=device)).shape == ()
@@ -218,7 +218,7 @@ def test_nll_loss_all_ignored_has_zero_grad():
     loss = F.nll_loss(x, tl.tensor([-100, -100]))
     assert math.isnan(loss.item())
     loss.backward()
-    assert (x.grad.numpy() == 0).all()
+    assert (x.grad.detach().numpy() == 0).all()
 
 
 # ---------------------------------------------------------------- pointwise losses
@@ -293,6 +293,6 @@ def test_loss_modules_match_torch():
         ours = getattr(nn, name)(**{k: tl.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()})
         theirs = getattr(torch.nn, name)(**{k: torch.tensor(v) if isinstance(v, np.ndarray) else v
                                             for k, v in kw.items()})
-        np.testing.assert_allclose(ours(tl.tensor(a), tl.tensor(b)).numpy(),
-                                   theirs(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-10, err_msg=name)
+        np.testing.assert_allclose(ours(tl.tensor(a), tl.tensor(b)).detach().numpy(),
+                                   theirs(torch.tensor(a), torch.tensor(b)).detach().numpy(), rtol=1e-10, err_msg=name)
         assert repr(ours) == repr(theirs)

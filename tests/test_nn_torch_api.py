@@ -67,12 +67,12 @@ def test_sdpa_matches_torch(case):
                                         is_causal=causal, scale=scale)
     yb = torch.nn.functional.scaled_dot_product_attention(*theirs, attn_mask=None if mask is None else
                                                           torch.tensor(mask), is_causal=causal, scale=scale)
-    np.testing.assert_allclose(ya.numpy(), yb.detach().numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ya.detach().numpy(), yb.detach().numpy(), rtol=1e-9, atol=1e-12)
     g = np.random.default_rng(0).standard_normal(ya.shape)
     ya.backward(tl.tensor(g))
     yb.backward(torch.tensor(g))
     for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-8, atol=1e-11)
+        np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-8, atol=1e-11)
 
 
 @given(sdpa_case())
@@ -85,7 +85,7 @@ def test_sdpa_with_masks_gradcheck_and_reference(device, case):
     ref = lambda q, k, v: R.scaled_dot_product_attention(q, k, v, attn_mask=m, is_causal=causal, scale=scale)
     a, b = [leaf(x, device) for x in arrays], [leaf(x, device) for x in arrays]
     ya, yb = fn(*a), ref(*b)
-    np.testing.assert_allclose(ya.numpy(), yb.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ya.detach().numpy(), yb.detach().numpy(), rtol=1e-9, atol=1e-12)
     assert tl.gradcheck(fn, *[leaf(x, device) for x in arrays])
 
 
@@ -105,16 +105,16 @@ def test_sdpa_broadcast_and_gqa_match_torch():
     theirs = [torch.tensor(a, requires_grad=True) for a in (q, k, v)]
     ya = F.scaled_dot_product_attention(*ours, enable_gqa=True, is_causal=True)
     yb = torch.nn.functional.scaled_dot_product_attention(*theirs, enable_gqa=True, is_causal=True)
-    np.testing.assert_allclose(ya.numpy(), yb.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(ya.detach().numpy(), yb.detach().numpy(), rtol=1e-10)
     ya.sum().backward()
     yb.sum().backward()
     for a, b in zip(ours, theirs):
-        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(a.grad.detach().numpy(), b.grad.detach().numpy(), rtol=1e-9, atol=1e-12)
     # one key/value head broadcast over the query heads, without enable_gqa
     k1, v1 = k[:, :1], v[:, :1]
     np.testing.assert_allclose(
-        F.scaled_dot_product_attention(tl.tensor(q), tl.tensor(k1), tl.tensor(v1)).numpy(),
-        torch.nn.functional.scaled_dot_product_attention(torch.tensor(q), torch.tensor(k1), torch.tensor(v1)).numpy(),
+        F.scaled_dot_product_attention(tl.tensor(q), tl.tensor(k1), tl.tensor(v1)).detach().numpy(),
+        torch.nn.functional.scaled_dot_product_attention(torch.tensor(q), torch.tensor(k1), torch.tensor(v1)).detach().numpy(),
         rtol=1e-10)
 
 
@@ -122,8 +122,8 @@ def test_sdpa_dropout_applies_whenever_p_is_positive():
     """PyTorch's sdpa has no training flag: dropout_p > 0 drops, 0.0 does not; p = 1 gives zeros."""
     q = tl.randn(2, 4, 3)
     plain = F.scaled_dot_product_attention(q, q, q)
-    assert not np.allclose(F.scaled_dot_product_attention(q, q, q, dropout_p=0.5).numpy(), plain.numpy())
-    assert (F.scaled_dot_product_attention(q, q, q, dropout_p=1.0).numpy() == 0).all()
+    assert not np.allclose(F.scaled_dot_product_attention(q, q, q, dropout_p=0.5).detach().numpy(), plain.detach().numpy())
+    assert (F.scaled_dot_product_attention(q, q, q, dropout_p=1.0).detach().numpy() == 0).all()
 
 
 def test_sdpa_mask_errors():
@@ -144,10 +144,10 @@ def test_multi_head_attention_drops_only_in_training():
     mha = nn.MultiHeadAttention(8, 2, dropout=0.5)
     x = tl.randn(2, 5, 8)
     mha.eval()
-    a, b = mha(x).numpy(), mha(x).numpy()
+    a, b = mha(x).detach().numpy(), mha(x).detach().numpy()
     np.testing.assert_array_equal(a, b)
     mha.train()
-    assert not np.allclose(mha(x).numpy(), a)
+    assert not np.allclose(mha(x).detach().numpy(), a)
 
 
 # ---------------------------------------------------------------- softmax without dim, dtype
@@ -161,7 +161,7 @@ def test_softmax_implicit_dim_warns_as_torch(shape, fname):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         theirs = getattr(torch_.nn.functional, fname)(torch_.tensor(x))
-    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
 
 
 def test_softmax_dtype_casts_first():
@@ -169,7 +169,7 @@ def test_softmax_dtype_casts_first():
     for fn in (F.softmax, F.log_softmax):
         y = fn(x, 1, dtype=tl.float64)
         assert y.dtype == tl.float64
-        np.testing.assert_allclose(y.numpy(), fn(x.double(), 1).numpy())
+        np.testing.assert_allclose(y.detach().numpy(), fn(x.double(), 1).detach().numpy())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         F.softmax(x, dim=1)  # an explicit dim never warns
@@ -180,7 +180,7 @@ def test_one_hot():
     t = tl.tensor([[0, 2], [1, 1]])
     out = F.one_hot(t)
     assert out.dtype == tl.int64 and out.shape == (2, 2, 3)
-    np.testing.assert_array_equal(out.numpy(), np.eye(3, dtype=np.int64)[t.numpy()])
+    np.testing.assert_array_equal(out.detach().numpy(), np.eye(3, dtype=np.int64)[t.detach().numpy()])
     assert F.one_hot(t, 5).shape == (2, 2, 5)
     with pytest.raises(RuntimeError, match="smaller than num_classes"):
         F.one_hot(t, 2)
@@ -199,8 +199,8 @@ def test_pad_matches_torch_and_gradchecks(shape, pad, value, seed):
         return  # padded to nothing
     assert tl.gradcheck(lambda t: F.pad(t, pad, value=value), leaf(x, "cpu"))
     if torch is not None:
-        np.testing.assert_array_equal(F.pad(tl.tensor(x), pad, value=value).numpy(),
-                                      torch.nn.functional.pad(torch.tensor(x), pad, value=value).numpy())
+        np.testing.assert_array_equal(F.pad(tl.tensor(x), pad, value=value).detach().numpy(),
+                                      torch.nn.functional.pad(torch.tensor(x), pad, value=value).detach().numpy())
 
 
 @given(st.sampled_from([(3,), (2, 3), (2, 3, 4)]), st.sampled_from([1, 2, 3]), seeds)
@@ -209,8 +209,8 @@ def test_normalize(shape, p, seed):
     dim = 0 if len(shape) == 1 else 1
     assert tl.gradcheck(lambda t: F.normalize(t, p, dim), leaf(x, "cpu"))
     if torch is not None:
-        np.testing.assert_allclose(F.normalize(tl.tensor(x), p, dim).numpy(),
-                                   torch.nn.functional.normalize(torch.tensor(x), p, dim).numpy(), rtol=1e-12)
+        np.testing.assert_allclose(F.normalize(tl.tensor(x), p, dim).detach().numpy(),
+                                   torch.nn.functional.normalize(torch.tensor(x), p, dim).detach().numpy(), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- Embedding(padding_idx)
@@ -218,10 +218,10 @@ def test_normalize(shape, p, seed):
 def test_embedding_padding_idx(device, padding_idx):
     emb = nn.Embedding(5, 3, padding_idx=padding_idx, device=device)
     row = padding_idx % 5
-    assert (emb.weight.numpy()[row] == 0).all()
+    assert (emb.weight.detach().numpy()[row] == 0).all()
     idx = tl.tensor([[row, 1, row], [2, row, 4]], device=device)
     emb(idx).sum().backward()
-    g = emb.weight.grad.numpy()
+    g = emb.weight.grad.detach().numpy()
     assert (g[row] == 0).all() and (g[1] == 1).all()
     assert repr(emb) == f"Embedding(5, 3, padding_idx={row})"
     with pytest.raises(AssertionError, match="padding_idx"):
@@ -232,7 +232,7 @@ def test_embedding_from_pretrained():
     table = tl.randn(4, 3)
     emb = nn.Embedding.from_pretrained(table)
     assert not emb.weight.requires_grad
-    np.testing.assert_array_equal(emb(tl.tensor([2])).numpy(), table.numpy()[[2]])
+    np.testing.assert_array_equal(emb(tl.tensor([2])).detach().numpy(), table.detach().numpy()[[2]])
     assert nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
 
 
@@ -242,7 +242,7 @@ def test_functional_embedding_padding_idx_matches_reference():
     a, b = leaf(w, "cpu"), leaf(w, "cpu")
     F.embedding(idx, a, padding_idx=2).sum().backward()
     R.embedding(idx, b, padding_idx=2).sum().backward()
-    np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    np.testing.assert_array_equal(a.grad.detach().numpy(), b.grad.detach().numpy())
 
 
 # ---------------------------------------------------------------- modules: names, state, modes
@@ -290,10 +290,10 @@ def test_pickled_model_round_trips_without_grads():
     m2 = pickle.loads(pickle.dumps(m))
     for (n1, p1), (n2, p2) in zip(m.named_parameters(), m2.named_parameters()):
         assert n1 == n2 and type(p2) is nn.Parameter and p2.requires_grad and p2.grad is None
-        np.testing.assert_array_equal(p1.numpy(), p2.numpy())
+        np.testing.assert_array_equal(p1.detach().numpy(), p2.detach().numpy())
         assert p2.dtype == p1.dtype and p2.device == p1.device
     idx = tl.randint(0, 64, (2, 8))
-    np.testing.assert_array_equal(m(idx).numpy(), m2(idx).numpy())
+    np.testing.assert_array_equal(m(idx).detach().numpy(), m2(idx).detach().numpy())
     m2(idx).sum().backward()  # still trainable
     assert all(p.grad is not None for p in m2.parameters())
 
@@ -304,7 +304,7 @@ def test_deepcopy_keeps_grads_as_torch():
     m2 = copy.deepcopy(m)
     for p1, p2 in zip(m.parameters(), m2.parameters()):
         assert type(p2) is nn.Parameter and p2 is not p1 and p2.data is not p1.data
-        np.testing.assert_array_equal(p2.grad.numpy(), p1.grad.numpy())
+        np.testing.assert_array_equal(p2.grad.detach().numpy(), p1.grad.detach().numpy())
     with pytest.raises(RuntimeError, match="graph leaves"):
         copy.deepcopy(_non_leaf_parameter(nn.Parameter(tl.ones(2))))
 
@@ -331,7 +331,7 @@ def test_pickled_model_is_no_larger_than_torchs():
     tm = torch.nn.Sequential(torch.nn.Embedding(64, 32), torch.nn.LayerNorm(32), torch.nn.Linear(32, 64))
     with torch.no_grad():
         for (n, p), (_, q) in zip(ours.named_parameters(), tm.named_parameters()):
-            q.copy_(torch.tensor(p.numpy()))
+            q.copy_(torch.tensor(p.detach().numpy()))
     idx = torch.randint(0, 64, (4, 8))
     torch.nn.functional.cross_entropy(tm(idx).reshape(32, 64), idx.reshape(32)).backward()
     size_ours, size_torch = len(pickle.dumps(ours)), len(pickle.dumps(tm))
@@ -349,8 +349,8 @@ def test_init_spread_matches_torch(name, kw, expected_std):
     w, tw = tl.zeros(300, 200), torch.zeros(300, 200)
     getattr(nn.init, name)(w, **kw)
     getattr(torch.nn.init, name)(tw, **kw)
-    assert abs(w.numpy().std() - expected_std) < 0.03 * expected_std
-    assert abs(tw.numpy().std() - expected_std) < 0.03 * expected_std
+    assert abs(w.detach().numpy().std() - expected_std) < 0.03 * expected_std
+    assert abs(tw.detach().numpy().std() - expected_std) < 0.03 * expected_std
 
 
 @needs_torch
@@ -358,10 +358,10 @@ def test_init_gain_and_deterministic_fills():
     for args in [("linear",), ("tanh",), ("relu",), ("leaky_relu", 0.2), ("selu",), ("sigmoid",)]:
         assert nn.init.calculate_gain(*args) == pytest.approx(torch.nn.init.calculate_gain(*args))
     w = tl.randn(3, 4)
-    np.testing.assert_array_equal(nn.init.eye_(w).numpy(), np.eye(3, 4, dtype=np.float32))
-    assert (nn.init.zeros_(w).numpy() == 0).all() and (nn.init.ones_(w).numpy() == 1).all()
-    assert (nn.init.constant_(w, 0.5).numpy() == 0.5).all()
-    assert abs(nn.init.trunc_normal_(tl.zeros(1000), a=-0.5, b=0.5).numpy()).max() <= 0.5
+    np.testing.assert_array_equal(nn.init.eye_(w).detach().numpy(), np.eye(3, 4, dtype=np.float32))
+    assert (nn.init.zeros_(w).detach().numpy() == 0).all() and (nn.init.ones_(w).detach().numpy() == 1).all()
+    assert (nn.init.constant_(w, 0.5).detach().numpy() == 0.5).all()
+    assert abs(nn.init.trunc_normal_(tl.zeros(1000), a=-0.5, b=0.5).detach().numpy()).max() <= 0.5
 
 
 # ---------------------------------------------------------------- version-counter flags (the contract)

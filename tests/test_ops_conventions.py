@@ -12,7 +12,7 @@ from strategies import array, broadcastable_shapes, leaf, seeds, shapes
 
 def close(t, expected, rtol=1e-10, atol=1e-12):
     assert t.shape == np.shape(expected)
-    np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=rtol, atol=atol)
 
 
 def test_maximum_minimum_ties_split_the_gradient(device):
@@ -21,8 +21,8 @@ def test_maximum_minimum_ties_split_the_gradient(device):
     a = leaf(np.array([1.0, 2.0, 0.5]), device)
     b = leaf(np.array([1.0, 1.0, 0.5]), device)
     (a.maximum(b) * tl.tensor([1.0, 2.0, 4.0], dtype=tl.float64, device=device)).sum().backward()
-    np.testing.assert_array_equal(a.grad.numpy(), [0.5, 2.0, 2.0])
-    np.testing.assert_array_equal(b.grad.numpy(), [0.5, 0.0, 2.0])
+    np.testing.assert_array_equal(a.grad.detach().numpy(), [0.5, 2.0, 2.0])
+    np.testing.assert_array_equal(b.grad.detach().numpy(), [0.5, 0.0, 2.0])
 
 
 @pytest.mark.parametrize("name", ["maximum", "minimum"])
@@ -34,8 +34,8 @@ def test_maximum_minimum_ties_against_torch(device, name):
     w = np.arange(6.0).reshape(2, 3)
     (getattr(tl, name)(a, b) * tl.tensor(w, device=device)).sum().backward()
     (getattr(torch, name)(at, bt) * torch.tensor(w)).sum().backward()
-    np.testing.assert_array_equal(a.grad.numpy(), at.grad.numpy())
-    np.testing.assert_array_equal(b.grad.numpy(), bt.grad.numpy())
+    np.testing.assert_array_equal(a.grad.detach().numpy(), at.grad.detach().numpy())
+    np.testing.assert_array_equal(b.grad.detach().numpy(), bt.grad.detach().numpy())
 
 
 @given(pair=broadcastable_shapes(0, 3, 3), seed=seeds)
@@ -44,7 +44,7 @@ def test_masked_fill_with_a_0d_tensor_value_is_differentiable_in_both(device, pa
     x_np = array(seed, sx)
     mask = tl.tensor(np.random.default_rng(seed).random(sm) < 0.5, device=device)
     x, v = leaf(x_np, device), leaf(np.array(0.7), device)
-    close(x.masked_fill(mask, v), np.where(mask.numpy(), 0.7, x_np))
+    close(x.masked_fill(mask, v), np.where(mask.detach().numpy(), 0.7, x_np))
     assert tl.gradcheck(lambda t, val: tl.masked_fill(t, mask, val), x, v)
 
 
@@ -56,8 +56,8 @@ def test_masked_fill_tensor_value_against_torch(device):
     y, yt = x.masked_fill(tl.tensor(m, device=device), v), xt.masked_fill(torch.tensor(m), vt)
     (y * y).sum().backward()
     (yt * yt).sum().backward()
-    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
-    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
     assert v.grad.shape == () and v.grad.item() == vt.grad.item()
     # the result keeps the input's dtype whatever the value's, as in PyTorch
     assert tl.zeros(3, device=device).masked_fill(tl.tensor([True, False, True], device=device),
@@ -113,7 +113,7 @@ def test_clamp_tensor_bounds_against_torch(device, x_v, lo_v, hi_v, which):
     call = {"both": lambda m, a, b, c: m.clamp(a, b, c), "min": lambda m, a, b, c: m.clamp(a, min=b),
             "max": lambda m, a, b, c: m.clamp(a, max=c)}
     y, yt = call[which](tl, *ts), call[which](torch, *tt)
-    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
     w = np.arange(1.0, 1.0 + y.data.size).reshape(y.shape)
     (y * tl.tensor(w, device=device)).sum().backward()
     (yt * torch.tensor(w)).sum().backward()
@@ -121,17 +121,17 @@ def test_clamp_tensor_bounds_against_torch(device, x_v, lo_v, hi_v, which):
         if r.grad is None:
             assert t.grad is None
         else:
-            np.testing.assert_array_equal(t.grad.numpy(), r.grad.numpy())
+            np.testing.assert_array_equal(t.grad.detach().numpy(), r.grad.detach().numpy())
 
 
 def test_clamp_with_a_number_and_a_tensor_bound(device):
     # (torch.clamp accepts a number beside a 0-d tensor only; tensorlite beside any tensor)
     x = leaf(np.array([0.0, 1.0, 2.0, 3.0]), device)
     hi = leaf(np.array([2.5, 0.2, 2.5, 2.5]), device)
-    close(x.clamp(0.5, hi), np.minimum(np.maximum(x.numpy(), 0.5), hi.numpy()))
+    close(x.clamp(0.5, hi), np.minimum(np.maximum(x.detach().numpy(), 0.5), hi.detach().numpy()))
     x.clamp(0.5, hi).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 1.0, 0.0])
-    np.testing.assert_array_equal(hi.grad.numpy(), [0.0, 1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(hi.grad.detach().numpy(), [0.0, 1.0, 0.0, 1.0])
 
 
 def test_clamp_tensor_bound_dtypes(device):

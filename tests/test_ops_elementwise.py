@@ -14,7 +14,7 @@ small = shapes(0, 3, 1, 3)  # gradcheck runs the function twice per element: kee
 
 def close(t, expected, rtol=1e-10, atol=1e-12):
     assert t.shape == np.shape(expected)
-    np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=rtol, atol=atol)
 
 
 # ---------------------------------------------------------------- binary ops, with broadcasting
@@ -108,10 +108,10 @@ def test_pow_zero_exponent_has_zero_gradient_at_zero(device):
     # d(x^0)/dx = 0 everywhere, including x = 0 where the formula b x^(b-1) would give 0 * inf
     x = tl.tensor([0.0, 2.0], dtype=tl.float64, device=device, requires_grad=True)
     (x ** 0).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0])
     e = tl.tensor([0.0, 1.0], dtype=tl.float64, device=device, requires_grad=True)
     (tl.tensor([0.0, 0.0], dtype=tl.float64, device=device) ** e).sum().backward()
-    assert np.isfinite(e.grad.numpy()).all()
+    assert np.isfinite(e.grad.detach().numpy()).all()
 
 
 # ---------------------------------------------------------------- unary ops
@@ -160,7 +160,7 @@ def test_functional_spellings(device):
 
 def test_relu_of_minus_infinity_is_zero(device):
     x = tl.tensor([-np.inf, -1.0, 0.0, 2.0, np.inf], device=device)
-    np.testing.assert_array_equal(x.relu().numpy(), [0.0, 0.0, 0.0, 2.0, np.inf])
+    np.testing.assert_array_equal(x.relu().detach().numpy(), [0.0, 0.0, 0.0, 2.0, np.inf])
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -169,7 +169,7 @@ def test_sigmoid_keeps_relative_precision_in_the_tails(device, dtype):
     expected = 1 / (1 + np.exp(-x_np.astype(np.float64)))  # no overflow at these magnitudes in float64
     out = tl.tensor(x_np, device=device).sigmoid()
     assert out.dtype == np.dtype(dtype)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6 if dtype == "float32" else 1e-14)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-6 if dtype == "float32" else 1e-14)
 
 
 def test_sigmoid_does_not_overflow(device):
@@ -177,8 +177,8 @@ def test_sigmoid_does_not_overflow(device):
     with np.errstate(over="raise"):
         y = x.sigmoid()
         y.sum().backward()
-    np.testing.assert_array_equal(y.numpy(), [0.0, 1.0])
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(y.detach().numpy(), [0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0])
 
 
 def test_gelu_exact_matches_math_erf_pointwise(device):
@@ -192,7 +192,7 @@ def test_clamp_gradient_at_the_bounds_flows(device):
     # at exactly min or max the input is kept, and so is its gradient (PyTorch's convention)
     x = tl.tensor([-1.0, -0.5, 0.0, 0.7, 1.0], dtype=tl.float64, device=device, requires_grad=True)
     x.clamp(-0.5, 0.7).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 1.0, 1.0, 1.0, 0.0])
 
 
 # ---------------------------------------------------------------- where and masked_fill
@@ -234,7 +234,7 @@ def test_masked_fill(device, pair, seed, value):
         x.masked_fill(mask, value).sum().backward()
         x2 = leaf(x_np, device)
         x2.masked_fill(mask, 0.0).sum().backward()
-        close(x.grad, x2.grad.numpy())
+        close(x.grad, x2.grad.detach().numpy())
 
 
 # ---------------------------------------------------------------- dtypes
@@ -351,8 +351,8 @@ def test_float_functions_of_int_tensors_are_float32(device, name):
     x_np = np.array([1, 2, 3])
     out = getattr(tl.tensor(x_np, device=device), name)()
     assert out.dtype == tl.float32  # PyTorch's default float, not NumPy's float64
-    expected = getattr(tl.tensor(x_np, dtype=tl.float64, device=device), name)().numpy()
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
+    expected = getattr(tl.tensor(x_np, dtype=tl.float64, device=device), name)().detach().numpy()
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize("fn", [lambda t: t.relu(), lambda t: t.clamp(0.0, 1.0), lambda t: t.maximum(
@@ -361,5 +361,5 @@ def test_an_inf_gradient_does_not_leak_nan_through_a_cut_branch(device, fn):
     # where the input was cut off the gradient is exactly 0, whatever arrives from above (as in PyTorch)
     x = tl.tensor([-2.0, 0.5], dtype=tl.float64, device=device, requires_grad=True)
     fn(x).backward(tl.tensor([np.inf, 1.0], dtype=tl.float64, device=device))
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 1.0])
 

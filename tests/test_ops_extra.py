@@ -14,7 +14,7 @@ from strategies import array, leaf, push_away, seeds, shapes
 
 def close(t, expected, rtol=1e-10, atol=1e-12):
     assert t.shape == np.shape(expected), (t.shape, np.shape(expected))
-    np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=rtol, atol=atol)
 
 
 # name: (NumPy reference, low, high)
@@ -44,12 +44,12 @@ def test_unary_against_torch(device, name, dtype):
     x_np = np.array([1.5, 1.0, 2.0, 3.0]).astype(dtype)
     out, ref = getattr(tl, name)(tl.tensor(x_np, device=device)), getattr(torch, name)(torch.tensor(x_np))
     assert str(out.dtype) == str(ref.dtype).replace("torch.", "")  # int input: float32 or int64, as torch
-    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-6 if dtype != "float64" else 1e-13)
+    np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6 if dtype != "float64" else 1e-13)
     if dtype == "float64":
         x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
         getattr(tl, name)(x).sum().backward()
         getattr(torch, name)(xt).sum().backward()
-        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-13)
+        np.testing.assert_allclose(x.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-13)
 
 
 @pytest.mark.parametrize("name", ["floor", "ceil", "round", "trunc", "sign"])
@@ -58,19 +58,19 @@ def test_rounding_has_a_zero_gradient_like_torch(device, name):
     x_np = np.array([-1.5, -0.5, 0.0, 0.5, 1.5, 2.5, 2.7])
     x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
     y, yt = getattr(tl, name)(x), getattr(torch, name)(xt)
-    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())  # round: halves to even in both
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())  # round: halves to even in both
     assert y.requires_grad
     y.sum().backward()
     yt.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
     i = getattr(tl, name)(tl.tensor([1, -2], device=device))
     assert i.dtype == tl.int64 and i.tolist() == getattr(torch, name)(torch.tensor([1, -2])).tolist()
 
 
 def test_round_with_decimals(device):
     torch = pytest.importorskip("torch")
-    np.testing.assert_allclose(tl.tensor([1.2345, 2.5], device=device).round(decimals=2).numpy(),
-                               torch.round(torch.tensor([1.2345, 2.5]), decimals=2).numpy())
+    np.testing.assert_allclose(tl.tensor([1.2345, 2.5], device=device).round(decimals=2).detach().numpy(),
+                               torch.round(torch.tensor([1.2345, 2.5]), decimals=2).detach().numpy())
 
 
 # ---------------------------------------------------------------- arithmetic with PyTorch's keywords
@@ -86,7 +86,7 @@ def test_add_sub_mul_div_functions_against_torch(device):
                   lambda m, x, y: m.maximum(x, y), lambda m, x, y: m.negative(x)):
             out, ref = f(tl, a, b), f(torch, at, bt)
             assert str(out.dtype) == str(ref.dtype).replace("torch.", ""), f
-            np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-6)
+            np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="rounding_mode"):
         tl.div(a, b, rounding_mode="round")
 
@@ -94,7 +94,7 @@ def test_add_sub_mul_div_functions_against_torch(device):
 def test_div_with_rounding_has_a_zero_gradient(device):
     x = leaf(np.array([7.0, -7.0]), device)
     tl.div(x, 2, rounding_mode="floor").sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.0])
 
 
 # ---------------------------------------------------------------- comparisons and logic
@@ -106,14 +106,14 @@ def test_comparisons_and_logic_against_torch(device):
                  "logical_and", "logical_or", "logical_xor", "isclose"):
         out, ref = getattr(tl, name)(a, b), getattr(torch, name)(at, bt)
         assert out.dtype == tl.bool_ and not out.requires_grad
-        np.testing.assert_array_equal(out.numpy(), ref.numpy(), err_msg=name)
-        np.testing.assert_array_equal(getattr(a, name)(b).numpy(), ref.numpy(), err_msg=name)
+        np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy(), err_msg=name)
+        np.testing.assert_array_equal(getattr(a, name)(b).detach().numpy(), ref.detach().numpy(), err_msg=name)
         if not name.startswith("logical") and name != "isclose":  # (those take tensors only in torch)
-            np.testing.assert_array_equal(getattr(tl, name)(a, 1.0).numpy(), getattr(torch, name)(at, 1.0).numpy())
+            np.testing.assert_array_equal(getattr(tl, name)(a, 1.0).detach().numpy(), getattr(torch, name)(at, 1.0).detach().numpy())
     for name in ("isnan", "isinf", "isfinite", "logical_not"):
-        np.testing.assert_array_equal(getattr(tl, name)(a).numpy(), getattr(torch, name)(at).numpy())
+        np.testing.assert_array_equal(getattr(tl, name)(a).detach().numpy(), getattr(torch, name)(at).detach().numpy())
         ints = tl.tensor([0, 3], device=device)
-        np.testing.assert_array_equal(getattr(ints, name)().numpy(), getattr(torch, name)(torch.tensor([0, 3])).numpy())
+        np.testing.assert_array_equal(getattr(ints, name)().detach().numpy(), getattr(torch, name)(torch.tensor([0, 3])).detach().numpy())
     assert tl.isclose(a, b, equal_nan=True).tolist() == torch.isclose(at, bt, equal_nan=True).tolist()
     assert tl.equal(a[:2], a[:2]) and not tl.equal(a[:2], b[:2]) and not tl.equal(a[:2], a[:3])
     assert tl.equal(tl.ones(2, device=device), tl.ones(2, dtype=tl.int64, device=device))  # dtypes may differ
@@ -163,7 +163,7 @@ def test_numpy_ufuncs_with_arrays_and_numpy_scalars(device):
               lambda u: np.float32(2.0) + u, lambda u: np.add(u, 1)):
         out, ref = f(t), f(tt)
         assert isinstance(out, tl.Tensor) and str(out.dtype) == str(ref.dtype).replace("torch.", "")
-        np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
     # ndarray <op> Tensor still gives a Tensor (PyTorch refuses some of these; the array's dtype takes part)
     for out in (np.array([1.0, 2.0, 3.0]) + t, np.array([1.0, 2.0, 3.0]) * t, np.array([1, 2, 3]) - t):
         assert isinstance(out, tl.Tensor)
@@ -172,7 +172,7 @@ def test_numpy_ufuncs_with_arrays_and_numpy_scalars(device):
     x = leaf(np.array([1.0, 2.0]), device)
     y = np.array([3.0, 4.0]) * x
     y.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 4.0])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [3.0, 4.0])
 
 
 def test_unmapped_ufuncs_raise_type_error_not_a_silent_ndarray(device):
@@ -208,10 +208,10 @@ def test_norm_against_torch_including_zero_vectors(device, values, kwargs):
         return
     x, xt = leaf(np.array(values), device), torch.tensor(values, dtype=torch.float64, requires_grad=True)
     y, yt = tl.norm(x, **kwargs), torch.norm(xt, **kwargs)
-    np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-14)
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-14)
     y.sum().backward()
     yt.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-14)
+    np.testing.assert_allclose(x.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-14)
 
 
 def test_all_any_with_dims_against_torch(device):
@@ -222,7 +222,7 @@ def test_all_any_with_dims_against_torch(device):
             for v in (x_np, x_np.astype(np.float32)):
                 out, ref = getattr(tl.tensor(v, device=device), name)(**kwargs), getattr(torch.tensor(v), name)(**kwargs)
                 assert out.dtype == tl.bool_ and out.shape == tuple(ref.shape)
-                np.testing.assert_array_equal(out.numpy(), ref.numpy())
+                np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
 
 
 FLOAT32_FNS = {

@@ -21,7 +21,7 @@ def reduced_count(shape, dim):
 
 def close(t, expected, rtol=1e-10, atol=1e-12):
     assert t.shape == np.shape(expected), (t.shape, np.shape(expected))
-    np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=rtol, atol=atol)
 
 
 # name: (tensorlite method, NumPy reference, data)
@@ -77,15 +77,15 @@ def test_var_std_of_constant_and_tiny_inputs_against_torch(device, kind, values,
         __import__("warnings").simplefilter("ignore")
         yt = getattr(xt, kind)(dim, correction=correction)
         yt.sum().backward()
-    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
-    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-14)
-    assert (np.signbit(x.grad.numpy()) == np.signbit(xt.grad.numpy())).all()
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+    np.testing.assert_allclose(x.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-14)
+    assert (np.signbit(x.grad.detach().numpy()) == np.signbit(xt.grad.detach().numpy())).all()
 
 
 def test_std_of_a_constant_has_zero_gradient(device):
     x = leaf(np.full((2, 3), 4.0), device)
     x.std().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 3)))
+    np.testing.assert_array_equal(x.grad.detach().numpy(), np.zeros((2, 3)))
 
 
 @pytest.mark.parametrize("kind", ["var", "std"])
@@ -99,7 +99,7 @@ def test_var_std_positional_overloads_as_torch(device, kind):
                  lambda t: getattr(t, kind)(1, unbiased=False, keepdim=True)):
         out, ref = call(x), call(xt)
         assert out.shape == tuple(ref.shape)
-        np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-12)
     with pytest.raises(TypeError):
         getattr(x, kind)(1, 0)  # an int where `unbiased` goes: PyTorch refuses it too
 
@@ -110,7 +110,7 @@ def test_var_of_too_few_elements_is_nan_not_a_crash(device):
     with np.errstate(all="ignore"):
         v = x.var()
         v.backward()
-    assert np.isnan(v.item()) and np.isnan(x.grad.numpy()).all()
+    assert np.isnan(v.item()) and np.isnan(x.grad.detach().numpy()).all()
 
 
 @pytest.mark.parametrize("op", ["max", "min"])
@@ -124,10 +124,10 @@ def test_max_min_with_dim_returns_values_and_indices(device, op, sd, keepdim, se
     arg = (np.argmax if op == "max" else np.argmin)(x_np, axis=dim)
     expected_idx = np.expand_dims(arg, dim) if keepdim else arg
     assert indices.dtype == tl.int64 and not indices.requires_grad
-    np.testing.assert_array_equal(indices.numpy(), expected_idx)
+    np.testing.assert_array_equal(indices.detach().numpy(), expected_idx)
     r = getattr(tl, op)(x, dim, keepdim)  # named fields, like torch.return_types
-    np.testing.assert_array_equal(r.indices.numpy(), expected_idx)
-    close(r.values, values.numpy())
+    np.testing.assert_array_equal(r.indices.detach().numpy(), expected_idx)
+    close(r.values, values.detach().numpy())
     assert tl.gradcheck(lambda t: getattr(t, op)(dim, keepdim=keepdim).values, x)
 
 
@@ -150,7 +150,7 @@ def test_max_gradient_goes_only_to_the_arg_max(device, op):
     winners = (np.argmin if op == "min" else np.argmax)(x_np, axis=1)
     expected = np.zeros_like(x_np)
     expected[np.arange(2), winners] = 1.0
-    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    np.testing.assert_array_equal(x.grad.detach().numpy(), expected)
 
 
 def test_max_dim_with_ties_sends_the_whole_gradient_to_its_index(device):
@@ -158,9 +158,9 @@ def test_max_dim_with_ties_sends_the_whole_gradient_to_its_index(device):
     x = tl.tensor([[1.0, 1.0], [2.0, 2.0]], dtype=tl.float64, device=device, requires_grad=True)
     values, indices = x.max(1)
     values.sum().backward()
-    g = x.grad.numpy()
+    g = x.grad.detach().numpy()
     assert g.sum() == 2 and ((g == 0) | (g == 1)).all()
-    np.testing.assert_array_equal(g.argmax(axis=1), indices.numpy())  # it goes where the index points
+    np.testing.assert_array_equal(g.argmax(axis=1), indices.detach().numpy())  # it goes where the index points
 
 
 # Ties: PyTorch's convention, not the finite difference's (which would see a kink and average one-sided slopes
@@ -183,17 +183,17 @@ def test_ties_against_torch(device, name):
     for x_np in (TIES, -TIES, np.full((2, 3), 0.5)):
         x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
         y, yt = fn(x), fn(xt)
-        np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
+        np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
         w = np.arange(1.0, 1.0 + y.data.size).reshape(y.shape)  # a different weight per output
         (y * tl.tensor(w, device=device)).sum().backward()
         (yt * torch.tensor(w)).sum().backward()
-        np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-15)
+        np.testing.assert_allclose(x.grad.detach().numpy(), xt.grad.detach().numpy(), rtol=1e-15)
 
 
 def test_amax_ties_split_evenly(device):
     x = leaf(TIES, device)
     x.amax(1).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(x.grad.detach().numpy(), [[0, 0.5, 0.5], [1 / 3, 1 / 3, 1 / 3]])
 
 
 def test_amax_with_nan_gives_nan_and_the_nans_share_the_gradient(device):
@@ -201,14 +201,14 @@ def test_amax_with_nan_gives_nan_and_the_nans_share_the_gradient(device):
     y = x.amax()
     assert np.isnan(y.item())
     y.backward()
-    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(x.grad.detach().numpy(), [0.0, 0.5, 0.0, 0.5])
 
 
 def test_max_of_a_tensor_is_max_of_two_tensors(device):
     a = tl.tensor([1.0, 5.0], device=device)
     b = tl.tensor([3.0, 2.0], device=device)
-    np.testing.assert_array_equal(a.max(b).numpy(), [3.0, 5.0])
-    np.testing.assert_array_equal(tl.min(a, b).numpy(), [1.0, 2.0])
+    np.testing.assert_array_equal(a.max(b).detach().numpy(), [3.0, 5.0])
+    np.testing.assert_array_equal(tl.min(a, b).detach().numpy(), [1.0, 2.0])
 
 
 @given(sd=shape_and_dims(1, 3, 3), keepdim=st.booleans(), seed=seeds)
@@ -225,7 +225,7 @@ def test_logsumexp_is_stable_for_large_inputs(device, sd, keepdim, seed):
 
 def test_logsumexp_of_all_minus_infinity_is_minus_infinity(device):
     x = tl.tensor([[-np.inf, -np.inf], [0.0, -np.inf]], device=device)
-    np.testing.assert_array_equal(x.logsumexp(1).numpy(), [-np.inf, 0.0])
+    np.testing.assert_array_equal(x.logsumexp(1).detach().numpy(), [-np.inf, 0.0])
 
 
 def test_reduction_over_dim_zero_of_a_0d_tensor(device):
@@ -244,9 +244,9 @@ def test_reduction_gradient_accumulates_over_two_backwards(device, name):
     for _ in range(2):
         getattr(x, name)().backward()
     expected = 2.0 if name == "sum" else 2.0 / 6
-    np.testing.assert_allclose(x.grad.numpy(), np.full((2, 3), expected))
+    np.testing.assert_allclose(x.grad.detach().numpy(), np.full((2, 3), expected))
     x.grad.zero_()  # in-place on the grad (what optimizers do) works too
-    assert (x.grad.numpy() == 0).all()
+    assert (x.grad.detach().numpy() == 0).all()
 
 
 # ---------------------------------------------------------------- dtypes
@@ -271,7 +271,7 @@ def test_reductions_keep_dtype_and_grad_dtype(device, name, dtype):
 def test_sum_of_ints_and_bools(device):
     x = tl.tensor([[1, 2], [3, 4]], device=device)
     assert x.sum().dtype == tl.int64 and x.sum().item() == 10
-    np.testing.assert_array_equal(x.sum(0).numpy(), [4, 6])
+    np.testing.assert_array_equal(x.sum(0).detach().numpy(), [4, 6])
     b = tl.tensor([True, False, True], device=device)
     assert b.sum().dtype == tl.int64 and b.sum().item() == 2
 
@@ -322,7 +322,7 @@ def test_zero_size_dims_like_torch(device, name):
     with np.errstate(all="ignore"):
         out = fn(x)
     assert out.shape == tuple(ref.shape)
-    np.testing.assert_array_equal(out.numpy(), ref.detach().numpy())
+    np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
     if out.requires_grad:
         with np.errstate(all="ignore"):
             out.sum().backward()
@@ -346,7 +346,7 @@ def test_argmax_keepdim_without_dim_like_torch(device, name, shape):
             continue
         out, ref = getattr(tl.tensor(x_np, device=device), name)(**kwargs), getattr(torch.tensor(x_np), name)(**kwargs)
         assert out.shape == tuple(ref.shape) and out.dtype == tl.int64
-        np.testing.assert_array_equal(out.numpy(), ref.numpy())
+        np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
 
 
 @pytest.mark.parametrize("dim", [[], ()])
@@ -371,7 +371,7 @@ def test_max_dim_of_a_0d_tensor(device, keepdim):
 def test_logsumexp_of_ints_is_float32(device):
     out = tl.tensor([[1, 2], [3, 4]], device=device).logsumexp(1)
     assert out.dtype == tl.float32
-    np.testing.assert_allclose(out.numpy(), np.log(np.exp([[1.0, 2.0], [3.0, 4.0]]).sum(1)), rtol=1e-6)
+    np.testing.assert_allclose(out.detach().numpy(), np.log(np.exp([[1.0, 2.0], [3.0, 4.0]]).sum(1)), rtol=1e-6)
 
 
 def test_var_std_of_ints_ask_for_a_float(device):

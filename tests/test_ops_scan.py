@@ -10,7 +10,7 @@ from strategies import array, leaf, seeds, shape_and_dim, shapes
 
 def close(t, expected, rtol=1e-10, atol=1e-12):
     assert t.shape == np.shape(expected), (t.shape, np.shape(expected))
-    np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=rtol, atol=atol)
 
 
 @st.composite
@@ -45,12 +45,12 @@ def test_prod_gradient_with_zeros_against_torch(device, values):
     x, xt = leaf(np.array(values), device), torch.tensor(values, dtype=torch.float64, requires_grad=True)
     x.prod().backward()
     xt.prod().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
     if x.ndim == 2:
         x.grad = xt.grad = None
         x.prod(1).sum().backward()
         xt.prod(1).sum().backward()
-        np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+        np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
 
 
 @given(sd=shape_and_dim(1, 3, 4), seed=seeds)
@@ -68,7 +68,7 @@ def test_cumsum_gradient_against_torch(device):
     x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
     (x.cumsum(1) * tl.tensor(w, device=device)).sum().backward()
     (xt.cumsum(1) * torch.tensor(w)).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "bool", "int32", "int8", "int64", "float16", "float32"])
@@ -79,7 +79,7 @@ def test_integer_results_are_int64_as_in_torch(device, dtype, op):
     call = (lambda t: t.cumsum(0)) if op == "cumsum" else (lambda t: getattr(t, op)())
     out, ref = call(tl.tensor(x_np, device=device)), call(torch.tensor(x_np))
     assert str(out.dtype) == str(ref.dtype).replace("torch.", "").replace("bool", "bool")
-    np.testing.assert_array_equal(out.numpy(), ref.numpy())
+    np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
 
 
 def test_dtype_argument(device):
@@ -94,7 +94,7 @@ def test_0d_and_empty(device):
     assert x.prod(0).item() == 3.0 and x.prod().item() == 3.0 and x.cumsum(0).item() == 3.0
     assert tl.gradcheck(lambda t: t.prod(0) * t.cumsum(0), x)
     e = leaf(np.zeros((2, 0)), device)
-    np.testing.assert_array_equal(e.prod(1).numpy(), [1.0, 1.0])  # the empty product, as in PyTorch
+    np.testing.assert_array_equal(e.prod(1).detach().numpy(), [1.0, 1.0])  # the empty product, as in PyTorch
     e.prod(1).sum().backward()
     assert e.grad.shape == (2, 0)
     assert tl.ones(2, 3, device=device).prod(1, keepdim=True).shape == (2, 1)

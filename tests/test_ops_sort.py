@@ -14,7 +14,7 @@ from strategies import distinct, leaf, seeds, shape_and_dim
 
 def close(t, expected, rtol=1e-10, atol=1e-12):
     assert t.shape == np.shape(expected), (t.shape, np.shape(expected))
-    np.testing.assert_allclose(t.numpy(), expected, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(t.detach().numpy(), expected, rtol=rtol, atol=atol)
 
 
 # ---------------------------------------------------------------- gather
@@ -48,8 +48,8 @@ def test_gather_against_torch(device):
     y, yt = x.gather(1, tl.tensor(idx, device=device)), torch.gather(xt, 1, torch.tensor(idx))
     (y * y).sum().backward()
     (yt * yt).sum().backward()
-    np.testing.assert_array_equal(y.numpy(), yt.detach().numpy())
-    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), yt.detach().numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
     assert y.dtype == tl.float64
     z = leaf(np.array(5.0), device)  # 0-d input and index
     assert z.gather(0, tl.tensor(0, device=device)).item() == torch.gather(torch.tensor(5.0), 0, torch.tensor(0)).item()
@@ -74,10 +74,10 @@ def test_sort_distinct(device, sd, seed, descending):
     x = leaf(x_np, device)
     values, indices = x.sort(dim, descending=descending)
     order = np.argsort(-x_np if descending else x_np, axis=dim)
-    np.testing.assert_array_equal(indices.numpy(), order)
+    np.testing.assert_array_equal(indices.detach().numpy(), order)
     close(values, np.take_along_axis(x_np, order, axis=dim))
     assert indices.dtype == tl.int64 and not indices.requires_grad
-    np.testing.assert_array_equal(tl.argsort(x, dim, descending=descending).numpy(), order)
+    np.testing.assert_array_equal(tl.argsort(x, dim, descending=descending).detach().numpy(), order)
     assert tl.gradcheck(lambda t: tl.sort(t, dim, descending=descending).values, x)
 
 
@@ -89,8 +89,8 @@ def test_sort_with_ties_is_stable_and_matches_torch(device, sd, seed, descending
     x_np.reshape(-1)[::4] = np.nan  # nan sorts as the largest value
     ref = torch.sort(torch.tensor(x_np), dim=dim, descending=descending, stable=True)
     out = tl.tensor(x_np, device=device).sort(dim, descending=descending)
-    np.testing.assert_array_equal(out.indices.numpy(), ref.indices.numpy())
-    np.testing.assert_array_equal(out.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(out.indices.detach().numpy(), ref.indices.detach().numpy())
+    np.testing.assert_array_equal(out.values.detach().numpy(), ref.values.detach().numpy())
 
 
 def test_sort_gradient_against_torch(device):
@@ -100,7 +100,7 @@ def test_sort_gradient_against_torch(device):
     x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
     (x.sort(1, descending=True).values * tl.tensor(w, device=device)).sum().backward()
     (torch.sort(xt, dim=1, descending=True, stable=True).values * torch.tensor(w)).sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy(), xt.grad.numpy())
+    np.testing.assert_array_equal(x.grad.detach().numpy(), xt.grad.detach().numpy())
 
 
 @pytest.mark.parametrize("dtype", ["int64", "bool", "float32"])
@@ -110,8 +110,8 @@ def test_sort_keeps_the_dtype(device, dtype):
     ref = torch.sort(torch.tensor(x_np), stable=True)
     out = tl.tensor(x_np, device=device).sort()
     assert out.values.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(out.values.numpy(), ref.values.numpy())
-    np.testing.assert_array_equal(out.indices.numpy(), ref.indices.numpy())
+    np.testing.assert_array_equal(out.values.detach().numpy(), ref.values.detach().numpy())
+    np.testing.assert_array_equal(out.indices.detach().numpy(), ref.indices.detach().numpy())
 
 
 def test_sort_of_0d_and_empty(device):
@@ -130,7 +130,7 @@ def test_topk(device, sd, seed, largest, data):
     x = leaf(x_np, device)
     values, indices = x.topk(k, dim, largest=largest)
     order = np.take(np.argsort(-x_np if largest else x_np, axis=dim), np.arange(k), axis=dim)
-    np.testing.assert_array_equal(indices.numpy(), order)
+    np.testing.assert_array_equal(indices.detach().numpy(), order)
     close(values, np.take_along_axis(x_np, order, axis=dim))
     if k:
         assert tl.gradcheck(lambda t: tl.topk(t, k, dim, largest=largest).values, x)
@@ -144,19 +144,19 @@ def test_topk_against_torch(device, sd, seed, largest, data):
     x_np = np.random.default_rng(seed).integers(0, 4, size=shape).astype(np.float64)  # ties
     x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
     out, ref = x.topk(k, dim, largest=largest), torch.topk(xt, k, dim, largest=largest)
-    np.testing.assert_array_equal(out.values.numpy(), ref.values.detach().numpy())
+    np.testing.assert_array_equal(out.values.detach().numpy(), ref.values.detach().numpy())
     # indices may differ between tied values (unspecified in PyTorch); each must point at its value
-    np.testing.assert_array_equal(np.take_along_axis(x_np, out.indices.numpy(), axis=dim), out.values.numpy())
+    np.testing.assert_array_equal(np.take_along_axis(x_np, out.indices.detach().numpy(), axis=dim), out.values.detach().numpy())
     out.values.sum().backward()
     ref.values.sum().backward()
-    np.testing.assert_array_equal(x.grad.numpy().sum(axis=dim), xt.grad.numpy().sum(axis=dim))
+    np.testing.assert_array_equal(x.grad.detach().numpy().sum(axis=dim), xt.grad.detach().numpy().sum(axis=dim))
 
 
 def test_topk_nan_is_the_largest_and_ties_take_the_first(device):
     x = tl.tensor([1.0, np.nan, 0.0, np.nan, 2.0], device=device)
-    np.testing.assert_array_equal(x.topk(2).indices.numpy(), [1, 3])
-    np.testing.assert_array_equal(x.topk(2, largest=False).indices.numpy(), [2, 0])
-    np.testing.assert_array_equal(tl.tensor([3.0, 1.0, 3.0, 3.0], device=device).topk(2).indices.numpy(), [0, 2])
+    np.testing.assert_array_equal(x.topk(2).indices.detach().numpy(), [1, 3])
+    np.testing.assert_array_equal(x.topk(2, largest=False).indices.detach().numpy(), [2, 0])
+    np.testing.assert_array_equal(tl.tensor([3.0, 1.0, 3.0, 3.0], device=device).topk(2).indices.detach().numpy(), [0, 2])
 
 
 def test_topk_errors_and_fields(device):

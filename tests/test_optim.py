@@ -723,7 +723,7 @@ def test_torch_state_dict_loads_and_continues(name):
     step_both(rng, ours, theirs, opt, ref, 10)
     sd = ref.state_dict()
     sd = {"param_groups": sd["param_groups"],
-          "state": {i: {k: v.numpy() for k, v in s.items()} for i, s in sd["state"].items()}}
+          "state": {i: {k: v.detach().numpy() for k, v in s.items()} for i, s in sd["state"].items()}}
     fresh = getattr(tl.optim, name)([{"params": ours[:2]}, {"params": ours[2:]}], **config)
     fresh.load_state_dict(sd)
     assert all(isinstance(s.get("step", 0), int) for s in fresh.state.values())
@@ -795,7 +795,7 @@ def test_fused_kernel_path_equals_the_array_path(monkeypatch, name, config):
         for g in grads:
             p.grad = tl.tensor(g, dtype=tl.float64)
             opt.step()
-        results.append([p.detach().numpy()] + [b.numpy() for k, b in sorted(opt.state[p].items()) if k != "step"])
+        results.append([p.detach().numpy()] + [b.detach().numpy() for k, b in sorted(opt.state[p].items()) if k != "step"])
         np.testing.assert_array_equal(p.grad.detach().numpy(), grads[-1])  # the gradient itself untouched
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
