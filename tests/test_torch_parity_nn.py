@@ -189,6 +189,18 @@ def test_layers_with_copied_weights(name, make, x):
     same_module(make, x.astype(np.float32) if x.dtype.kind == "f" else x)  # the layers' own dtype
 
 
+def test_results_of_parameters_are_plain_tensors():
+    """Ops on a Parameter, a layer's output and a Parameter's .grad are Tensors (they print no 'Parameter
+    containing:'); only the weights are Parameters."""
+    def case(M):
+        w = M.nn.Parameter(M.ones(2, 3))
+        e = M.nn.Embedding(4, 3)
+        out = (w * 2, w[0], w.T, w.sum(), e(M.tensor([1, 2])), M.nn.functional.embedding(M.tensor([0]), w))
+        (out[0].sum() + out[4].sum()).backward()
+        return out + (w.grad, e.weight.grad, w.detach(), w)
+    same(case, grad=False)
+
+
 def test_embedding_padding_row_starts_at_zero():
     e = tl.nn.Embedding(5, 3, padding_idx=2)
     assert not to_numpy(e.weight)[2].any()
