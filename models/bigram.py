@@ -41,12 +41,12 @@ class BigramLanguageModel(nn.Module):
     def forward(self, idx, targets=None):
         """idx, targets: (B, T) int64 -> logits (B, T, vocab), and the mean cross-entropy (or None)."""
         if idx.ndim != 2:
-            raise ValueError(f"idx must be (batch, time) token ids, got shape {idx.shape}")
+            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
         logits = self.token_embedding_table(idx)
         if targets is None:
             return logits, None
         if targets.shape != idx.shape:
-            raise ValueError(f"targets shape {targets.shape} does not match idx shape {idx.shape}")
+            raise ValueError(f"targets shape {tuple(targets.shape)} does not match idx shape {tuple(idx.shape)}")
         B, T, C = logits.shape
         return logits, F.cross_entropy(logits.reshape(B * T, C), targets.reshape(B * T))
 

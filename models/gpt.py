@@ -116,7 +116,7 @@ class GPT(nn.Module):
         ones, their keys and values are appended, and the logits are those of these new positions.
         """
         if idx.ndim != 2:
-            raise ValueError(f"idx must be (batch, time) token ids, got shape {idx.shape}")
+            raise ValueError(f"idx must be (batch, time) token ids, got shape {tuple(idx.shape)}")
         B, T = idx.shape
         past = 0 if kv_cache is None else kv_cache[0].length
         if past + T > self.config.block_size:
@@ -134,7 +134,7 @@ class GPT(nn.Module):
         if targets is None:
             return logits, None
         if targets.shape != idx.shape:
-            raise ValueError(f"targets shape {targets.shape} does not match idx shape {idx.shape}")
+            raise ValueError(f"targets shape {tuple(targets.shape)} does not match idx shape {tuple(idx.shape)}")
         return logits, F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
 
     @property

@@ -36,7 +36,7 @@ def generate_tokens(model, idx, max_new_tokens, temperature=1.0, top_k=None, con
     (the logits agree up to float rounding).
     """
     if idx.ndim != 2:
-        raise ValueError(f"idx must be a (batch, time) tensor of token ids, got shape {idx.shape}")
+        raise ValueError(f"idx must be a (batch, time) tensor of token ids, got shape {tuple(idx.shape)}")
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     use_cache = use_cache and hasattr(model, "new_kv_cache")

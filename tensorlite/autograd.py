@@ -333,12 +333,12 @@ def backward(root, gradient=None, retain_graph=False):
     if gradient is None:
         if root.data.size != 1:
             raise RuntimeError(f"backward() without a gradient works only for scalar outputs, but the output has "
-                               f"shape {root.shape}; reduce it (e.g. .sum()) or pass gradient=")
+                               f"shape {tuple(root.shape)}; reduce it (e.g. .sum()) or pass gradient=")
         gradient = xp.ones_like(root.data)
     else:
         gradient = gradient.data if hasattr(gradient, "_ctx") else xp.asarray(gradient)
         if gradient.shape != root.data.shape:
-            raise RuntimeError(f"gradient has shape {gradient.shape} but the output has shape {root.shape}")
+            raise RuntimeError(f"gradient has shape {tuple(gradient.shape)} but the output has shape {tuple(root.shape)}")
         gradient = gradient.astype(root.dtype, copy=True)
 
     grads = {_key(root, root._ctx): gradient}
@@ -360,8 +360,8 @@ def backward(root, gradient=None, retain_graph=False):
                     continue
                 ig = _array(ig)
                 if ig.shape != inp.data.shape:
-                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {ig.shape} "
-                                       f"for an input of shape {inp.shape}")
+                    raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {tuple(ig.shape)} "
+                                       f"for an input of shape {tuple(inp.shape)}")
                 key = id(inp) if parent is None else id(parent)
                 prev = grads.get(key)
                 if prev is not None:

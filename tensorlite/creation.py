@@ -190,7 +190,7 @@ def multinomial(probs, num_samples, replacement=False):
     device = probs.device if isinstance(probs, Tensor) else "cpu"
     xp = backend.xp_for(device)
     if w.ndim not in (1, 2):
-        raise ValueError(f"multinomial(): probs must be 1-D or 2-D, got shape {w.shape}")
+        raise ValueError(f"multinomial(): probs must be 1-D or 2-D, got shape {tuple(w.shape)}")
     if not isinstance(num_samples, numbers.Integral) or num_samples <= 0:
         raise ValueError(f"multinomial(): num_samples must be a positive integer, got {num_samples!r}")
     rows = (w[None] if w.ndim == 1 else w).astype(np.float64)
@@ -223,7 +223,7 @@ def multinomial(probs, num_samples, replacement=False):
 
 def _triangle(name, t, diagonal, keep_fn):
     if t.ndim < 2:
-        raise ValueError(f"{name}() needs a tensor with at least 2 dimensions, got shape {t.shape}")
+        raise ValueError(f"{name}() needs a tensor with at least 2 dimensions, got shape {tuple(t.shape)}")
     xp = t.xp
     with backend.device_context(t.device):
         keep = keep_fn(xp.ones(t.shape[-2:], dtype=bool), diagonal)

@@ -47,7 +47,7 @@ def cat(tensors, dim=0):
     d = wrap_dim(dim, ndim)
     for t in tensors[1:]:
         if t.ndim != ndim or t.shape[:d] + t.shape[d + 1:] != tensors[0].shape[:d] + tensors[0].shape[d + 1:]:
-            raise ValueError(f"cat(): shapes {tensors[0].shape} and {t.shape} differ outside dimension {dim}")
+            raise ValueError(f"cat(): shapes {tuple(tensors[0].shape)} and {tuple(t.shape)} differ outside dimension {dim}")
     return S.Cat.apply(*tensors, dim=d)
 
 
@@ -55,7 +55,7 @@ def stack(tensors, dim=0):
     tensors = _check_same(tensors, "stack")
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
-            raise ValueError(f"stack(): all tensors need the same shape, got {tensors[0].shape} and {t.shape}")
+            raise ValueError(f"stack(): all tensors need the same shape, got {tuple(tensors[0].shape)} and {tuple(t.shape)}")
     return S.Stack.apply(*tensors, dim=wrap_dim(dim, tensors[0].ndim + 1))
 
 

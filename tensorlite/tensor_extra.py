@@ -135,8 +135,8 @@ class TensorExtra:
         idx = idx.astype(int64, copy=False)
         for i, (n, m) in enumerate(zip(idx.shape, self.shape)):
             if i != d and n > m:
-                raise RuntimeError(f"gather(): size does not match at dimension {i}: expected index {idx.shape} to "
-                                   f"be no larger than self {self.shape} apart from dimension {d}")
+                raise RuntimeError(f"gather(): size does not match at dimension {i}: expected index {tuple(idx.shape)} to "
+                                   f"be no larger than self {tuple(self.shape)} apart from dimension {d}")
         size = self.shape[d] if self.ndim else 1
         if idx.size and backend.check_values((idx < 0) | (idx >= size), idx, lambda v: RuntimeError(
                 f"gather(): index {v} is out of bounds for dimension {d} with size {size}")):

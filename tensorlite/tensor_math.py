@@ -95,8 +95,8 @@ class TensorMath:
         mask = self._array(mask)
         if mask.dtype != bool:
             raise TypeError(f"masked_fill() needs a bool mask, got dtype {mask.dtype}")
-        broadcast_shape((mask.shape, self.shape), f"masked_fill(): mask of shape {mask.shape} does not broadcast "
-                                                  f"to {self.shape}")
+        broadcast_shape((mask.shape, self.shape), f"masked_fill(): mask of shape {tuple(mask.shape)} does not broadcast "
+                                                  f"to {tuple(self.shape)}")
         if isinstance(value, TensorMath):
             if value.ndim != 0:
                 raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got a tensor with "

@@ -133,15 +133,15 @@ class TensorOperators:
             raise TypeError("matmul() takes two tensors")
         a, b = self, other
         if a.ndim == 0 or b.ndim == 0:
-            raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+            raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
         k_a = a.shape[-1]
         k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         if k_a != k_b:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match: the last dimension of the first "
+            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match: the last dimension of the first "
                              f"({k_a}) must equal the {'first' if b.ndim == 1 else 'second-to-last'} of the second "
                              f"({k_b})")
         broadcast_shape((a.shape[:-2], b.shape[:-2]),
-                        f"matmul: batch dimensions of {a.shape} and {b.shape} do not broadcast")
+                        f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast")
         a, b = a._promote(b)
         return L.MatMul.apply(a, b)
 

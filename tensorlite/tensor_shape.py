@@ -81,7 +81,7 @@ class TensorShape:
     def permute(self, *dims):
         dims = tuple(wrap_dim(d, self.ndim) for d in shape_args(dims))
         if sorted(dims) != list(range(self.ndim)):
-            raise ValueError(f"permute({dims}) is not a permutation of the {self.ndim} dimensions of {self.shape}")
+            raise ValueError(f"permute({dims}) is not a permutation of the {self.ndim} dimensions of {tuple(self.shape)}")
         return S.Permute.apply(self, dims=dims)
 
     def transpose(self, dim0, dim1):
@@ -111,7 +111,7 @@ class TensorShape:
         lead = len(shape) - self.ndim  # new leading axes have no size to keep, so -1 is not allowed there
         if -1 in shape[:max(lead, 0)]:
             raise RuntimeError(f"expand{shape}: -1 (keep the size) is not allowed in a new leading dimension "
-                               f"of a tensor of shape {self.shape}")
+                               f"of a tensor of shape {tuple(self.shape)}")
         shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape))
         return self.broadcast_to(shape)
 
@@ -121,7 +121,7 @@ class TensorShape:
             if broadcast_shape((self.shape, shape), "") != shape:
                 raise ValueError
         except ValueError:
-            raise RuntimeError(f"cannot expand a tensor of shape {self.shape} to {shape}") from None
+            raise RuntimeError(f"cannot expand a tensor of shape {tuple(self.shape)} to {shape}") from None
         return self if shape == self.shape else S.BroadcastTo.apply(self, shape=shape)
 
     def expand_as(self, other):

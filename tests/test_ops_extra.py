@@ -43,7 +43,7 @@ def test_unary_against_torch(device, name, dtype):
     torch = pytest.importorskip("torch")
     x_np = np.array([1.5, 1.0, 2.0, 3.0]).astype(dtype)
     out, ref = getattr(tl, name)(tl.tensor(x_np, device=device)), getattr(torch, name)(torch.tensor(x_np))
-    assert str(out.dtype) == str(ref.dtype).replace("torch.", "")  # int input: float32 or int64, as torch
+    assert out.dtype == str(ref.dtype).replace("torch.", "")  # int input: float32 or int64, as torch
     np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6 if dtype != "float64" else 1e-13)
     if dtype == "float64":
         x, xt = leaf(x_np, device), torch.tensor(x_np, requires_grad=True)
@@ -85,7 +85,7 @@ def test_add_sub_mul_div_functions_against_torch(device):
                   lambda m, x, y: x.subtract(y), lambda m, x, y: x.multiply(y), lambda m, x, y: m.pow(2, y.abs()),
                   lambda m, x, y: m.maximum(x, y), lambda m, x, y: m.negative(x)):
             out, ref = f(tl, a, b), f(torch, at, bt)
-            assert str(out.dtype) == str(ref.dtype).replace("torch.", ""), f
+            assert out.dtype == str(ref.dtype).replace("torch.", ""), f
             np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="rounding_mode"):
         tl.div(a, b, rounding_mode="round")
@@ -162,7 +162,7 @@ def test_numpy_ufuncs_with_arrays_and_numpy_scalars(device):
     for f in (lambda u: np.multiply(u, u), lambda u: np.exp(u), lambda u: np.float64(2.0) * u,
               lambda u: np.float32(2.0) + u, lambda u: np.add(u, 1)):
         out, ref = f(t), f(tt)
-        assert isinstance(out, tl.Tensor) and str(out.dtype) == str(ref.dtype).replace("torch.", "")
+        assert isinstance(out, tl.Tensor) and out.dtype == str(ref.dtype).replace("torch.", "")
         np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-6)
     # ndarray <op> Tensor still gives a Tensor (PyTorch refuses some of these; the array's dtype takes part)
     for out in (np.array([1.0, 2.0, 3.0]) + t, np.array([1.0, 2.0, 3.0]) * t, np.array([1, 2, 3]) - t):

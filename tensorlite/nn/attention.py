@@ -30,7 +30,7 @@ class MultiHeadAttention(Module):
         """x (B, T, C) -> (B, T, C). With a KVCache, x holds only the positions after the cached ones:
         either the whole prompt into an empty cache, or one new position at a time."""
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
-            raise ValueError(f"MultiHeadAttention: expected input of shape (B, T, {self.n_embd}), got {x.shape}")
+            raise ValueError(f"MultiHeadAttention: expected input of shape (B, T, {self.n_embd}), got {tuple(x.shape)}")
         qkv = self.c_attn(x)
         if kv_cache is None or kv_cache.length == 0:
             # one Function views q | k | v and the heads inside c_attn's output (B, T, 3C), attends, and puts

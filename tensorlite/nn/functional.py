@@ -94,12 +94,12 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     k = len(shape)
     if k == 0 or k > x.ndim or x.shape[x.ndim - k:] != shape:
         raise ValueError(f"layer_norm(): normalized_shape {shape} does not match the trailing dimensions of the "
-                         f"input of shape {x.shape}")
+                         f"input of shape {tuple(x.shape)}")
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None:
             check_tensor(p, name, "layer_norm")
             if p.shape != shape:
-                raise ValueError(f"layer_norm(): {name} has shape {p.shape}, expected normalized_shape {shape}")
+                raise ValueError(f"layer_norm(): {name} has shape {tuple(p.shape)}, expected normalized_shape {shape}")
     check_same_dtype("layer_norm", input=x, weight=weight, bias=bias)
     check_same_device("layer_norm", input=x, weight=weight, bias=bias)
     affine = [p for p in (weight, bias) if p is not None]
@@ -116,7 +116,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     """
     check_tensor(weight, "weight", "embedding")
     if weight.ndim != 2:
-        raise ValueError(f"embedding(): weight must be 2-D (num_embeddings, embedding_dim), got shape {weight.shape}")
+        raise ValueError(f"embedding(): weight must be 2-D (num_embeddings, embedding_dim), got shape {tuple(weight.shape)}")
     if max_norm is not None or scale_grad_by_freq or sparse:
         raise NotImplementedError("embedding(): max_norm, scale_grad_by_freq and sparse are not supported")
     arr = index_array(input, weight, "embedding", "input", "weight")
@@ -157,14 +157,14 @@ def linear(input, weight, bias=None):
     check_tensor(x, "input", "linear")
     check_tensor(weight, "weight", "linear")
     if weight.ndim != 2:
-        raise ValueError(f"linear(): weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+        raise ValueError(f"linear(): weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear(): input of shape {x.shape} does not match weight of shape {weight.shape}: "
+        raise ValueError(f"linear(): input of shape {tuple(x.shape)} does not match weight of shape {tuple(weight.shape)}: "
                          f"the last input dimension must be in_features={weight.shape[1]}")
     if bias is not None:
         check_tensor(bias, "bias", "linear")
         if bias.shape != (weight.shape[0],):
-            raise ValueError(f"linear(): bias has shape {bias.shape}, expected ({weight.shape[0]},)")
+            raise ValueError(f"linear(): bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
     check_same_dtype("linear", input=x, weight=weight, bias=bias)
     check_same_device("linear", input=x, weight=weight, bias=bias)
     return Linear.apply(x, weight, *([bias] if bias is not None else []))
@@ -248,7 +248,7 @@ def self_attention(qkv, n_head, is_causal=True, dropout_p=0.0, scale=None):
     check_tensor(qkv, "qkv", "self_attention")
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * n_head):
         raise ValueError(f"self_attention(): qkv must be (B, T, 3 * C) with C divisible by n_head={n_head}, "
-                         f"got shape {qkv.shape}")
+                         f"got shape {tuple(qkv.shape)}")
     p = check_dropout_p(dropout_p, "self_attention")
     B, T, C3 = qkv.shape
     scale = 1 / math.sqrt(C3 // (3 * n_head)) if scale is None else float(scale)
@@ -273,8 +273,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"{fname}(): Expected query, key, and value to all be at least 2 dimensional, but got "
                            f"query.dim: {q.ndim} key.dim: {k.ndim} and value.dim: {v.ndim} instead.")
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
-        raise RuntimeError(f"{fname}(): query {q.shape} and key {k.shape} need the same embedding size, "
-                           f"and key and value {v.shape} the same number of keys")
+        raise RuntimeError(f"{fname}(): query {tuple(q.shape)} and key {tuple(k.shape)} need the same embedding size, "
+                           f"and key and value {tuple(v.shape)} the same number of keys")
     check_same_dtype(fname, query=q, key=k, value=v)
     check_same_device(fname, query=q, key=k, value=v)
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:

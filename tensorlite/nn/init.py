@@ -61,7 +61,7 @@ def constant_(t, value):
 def fan_in(t):
     """Inputs per output unit of a (out_features, in_features, ...) weight."""
     if t.ndim < 2:
-        raise ValueError(f"fan_in needs a weight with at least 2 dimensions, got shape {t.shape}")
+        raise ValueError(f"fan_in needs a weight with at least 2 dimensions, got shape {tuple(t.shape)}")
     return t.shape[1] * int(np.prod(t.shape[2:]))
 
 
@@ -80,7 +80,7 @@ def linear_default_(weight, bias=None):
 def eye_(t):
     """A 2-D tensor set to the identity matrix (ones on the diagonal)."""
     if t.ndim != 2:
-        raise ValueError(f"eye_(): only tensors with 2 dimensions are supported, got shape {t.shape}")
+        raise ValueError(f"eye_(): only tensors with 2 dimensions are supported, got shape {tuple(t.shape)}")
     with no_grad():
         t.data[...] = 0
         n = min(t.shape)
@@ -92,7 +92,7 @@ def fans(t):
     """(fan_in, fan_out) of a weight (out_features, in_features, *kernel), as PyTorch computes them."""
     if t.ndim < 2:
         raise ValueError(f"Fan in and fan out can not be computed for tensor with fewer than 2 dimensions "
-                         f"(shape {t.shape})")
+                         f"(shape {tuple(t.shape)})")
     receptive = int(np.prod(t.shape[2:]))
     return t.shape[1] * receptive, t.shape[0] * receptive
 

@@ -318,7 +318,7 @@ class Module:
             if k in state_dict:
                 shape = tuple(np.shape(state_dict[k].data if isinstance(state_dict[k], Tensor) else state_dict[k]))
                 if shape != t.shape:
-                    mismatched.append(f"{k}: checkpoint has shape {shape}, the model has {t.shape}")
+                    mismatched.append(f"{k}: checkpoint has shape {shape}, the model has {tuple(t.shape)}")
         problems = []
         if strict and missing:
             problems.append("missing keys: " + ", ".join(missing))

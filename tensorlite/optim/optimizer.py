@@ -176,7 +176,7 @@ def _buffer_like(value, p, name):
     if not hasattr(value, "shape"):
         return value
     if value.shape != p.shape:
-        raise ValueError(f"state {name!r} has shape {tuple(value.shape)}, but its parameter has shape {p.shape}")
+        raise ValueError(f"state {name!r} has shape {tuple(value.shape)}, but its parameter has shape {tuple(p.shape)}")
     array = backend.to_device(value, p.device)
     with backend.device_context(p.device):
         array = array.astype(p.dtype, copy=True)
