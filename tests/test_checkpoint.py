@@ -264,3 +264,23 @@ def test_a_train_config_value_of_the_wrong_type_is_refused_on_resume(run, tmp_pa
     rewrite(run[1] / "last.ckpt", out / "last.ckpt", lambda raw: raw["train_config"].update({key: value}))
     assert cli_main(train_gpt.main, gpt_argv(run[0], out, "--resume", "--max_iters", "6")) == 2
     assert f"train_config.{key} is {value!r}" in one_error_line(capsys)
+
+
+def test_a_checkpoint_without_newer_optimizer_settings_resumes(run, tmp_path, capsys):
+    """A checkpoint written before AdamW had amsgrad/maximize lacks them: they keep the optimizer's defaults."""
+    out = tmp_path / "out"
+    shutil.copytree(run[1], out)
+
+    def drop_new_settings(raw):
+        for group in raw["optimizer"]["param_groups"]:
+            group.pop("amsgrad"), group.pop("maximize")
+    rewrite(run[1] / "last.ckpt", out / "last.ckpt", drop_new_settings)
+    assert cli_main(train_gpt.main, gpt_argv(run[0], out, "--resume", "--max_iters", "6")) == 0
+
+
+def test_an_unknown_optimizer_setting_is_refused_on_resume(run, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(run[1], out)
+    rewrite(run[1] / "last.ckpt", out / "last.ckpt", lambda raw: raw["optimizer"]["param_groups"][0].update(zeta=1))
+    assert cli_main(train_gpt.main, gpt_argv(run[0], out, "--resume", "--max_iters", "6")) == 2
+    assert "optimizer.param_groups[0] has keys" in one_error_line(capsys)

@@ -161,7 +161,9 @@ def check_param_groups(path, saved, optimizer):
     if len(saved) != len(optimizer.param_groups):
         raise fail(path, "optimizer", f"has {len(saved)} parameter groups, the optimizer {len(optimizer.param_groups)}")
     for i, (group, mine) in enumerate(zip(saved, optimizer.param_groups)):
-        if not isinstance(group, dict) or set(group) != set(mine):
+        # a checkpoint from an older tensorlite may lack settings added since (amsgrad, maximize): those keep
+        # this optimizer's values; a key this optimizer does not know, or a missing "params", is damage
+        if not isinstance(group, dict) or not set(group) <= set(mine) or "params" not in group:
             raise fail(path, f"optimizer.param_groups[{i}]", f"has keys {sorted(group)[:8] if isinstance(group, dict) else group!r}, "
                        f"expected {sorted(mine)}")
         for key, value in group.items():
