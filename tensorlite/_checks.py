@@ -26,7 +26,7 @@ def normalize_dims(dim, ndim):
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     out = [wrap_dim(d, ndim) for d in dims]
     if len(set(out)) != len(out):
-        raise ValueError(f"dimension repeated in {dim}")
+        raise RuntimeError(f"dimension repeated in {dim}: name each dimension once")
     return tuple(sorted(out)) if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
 
 
