@@ -40,7 +40,7 @@ def shape_args(args):
 def resolve_shape(shape, current, size):
     """A reshape target with its one -1 filled in; RuntimeError if it does not keep the element count."""
     shape = list(shape)
-    bad = RuntimeError(f"shape {tuple(shape)} is invalid for a tensor of shape {current} ({size} elements)")
+    bad = RuntimeError(f"shape {tuple(shape)} is invalid for a tensor of shape {tuple(current)} ({size} elements)")
     if shape.count(-1) > 1 or any(n < -1 for n in shape):
         raise bad
     if -1 in shape:

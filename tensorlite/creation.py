@@ -27,8 +27,11 @@ def _shape(size):
 
 
 def _count(name, n, what="steps"):
-    if not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
+    """A count such as steps or n: an integer (else TypeError), non-negative (else RuntimeError), as in PyTorch."""
+    if not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
+    if n < 0:
+        raise RuntimeError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
     return int(n)
 
 

@@ -147,8 +147,8 @@ class TensorShape:
         else:
             sizes = [int(k) for k in split_size_or_sections]
             if any(k < 0 for k in sizes) or sum(sizes) != n:
-                raise RuntimeError(f"split(): sizes {sizes} must be non-negative and add up to {n}, the size of "
-                                   f"dimension {dim}")
+                raise RuntimeError(f"split(): sizes {sizes} must be non-negative and add up to dimension {dim} "
+                                   f"of size {n}")
         out, start = [], 0
         lead = (slice(None),) * dim
         for s in sizes:
