@@ -143,7 +143,7 @@ class TensorShape:
                 raise RuntimeError(f"split(): split_size must be positive (0 only for a dimension of size 0), "
                                    f"got {size} for dimension {dim} of size {n}")
             # an empty dimension still gives one (empty) piece, as in PyTorch
-            sizes = [min(size, n - i) for i in range(0, n, size)] or [0]
+            sizes = [min(size, n - i) for i in range(0, n, size)] if n else [0]
         else:
             sizes = [int(k) for k in split_size_or_sections]
             if any(k < 0 for k in sizes) or sum(sizes) != n:

@@ -227,6 +227,35 @@ def test_multinomial_errors(probs, n, replacement, match):
     """RuntimeError for each, as in PyTorch."""
     with pytest.raises(RuntimeError, match=match):
         tl.multinomial(tl.tensor(probs), n, replacement=replacement)
+    with pytest.raises(TypeError, match="integer"):
+        tl.multinomial(tl.tensor([0.5, 0.5]), 1.5)
+    with pytest.raises(RuntimeError, match="floating point"):
+        tl.multinomial(tl.tensor([1, 2]), 1)
+
+
+def test_multinomial_without_replacement_draws_zero_weights_last():
+    """As in PyTorch: more samples than nonzero weights is allowed; the zero-weight categories come last."""
+    for _ in range(20):
+        assert tl.multinomial(tl.tensor([0.5, 0.0, 0.5]), 3)[2].item() == 1
+
+
+def test_cat_skips_1d_empty_tensors_like_torch():
+    torch = pytest.importorskip("torch")
+    for lib in (tl, torch):
+        x = lib.ones(2, 3, dtype=lib.float64, requires_grad=True)
+        e = lib.tensor([], requires_grad=True)
+        y = lib.cat([e, x, e], dim=1)  # (0,) is skipped, whatever the other shapes; it still joins the dtype
+        assert tuple(y.shape) == (2, 3) and y.dtype == lib.float64
+        y.sum().backward()
+        assert tuple(e.grad.shape) == (0,) and e.grad.dtype == lib.float32 and x.grad.tolist() == [[1.0] * 3] * 2
+        assert tuple(lib.cat([lib.tensor([]), lib.tensor([])], dim=0).shape) == (0,)
+        with pytest.raises(RuntimeError):
+            lib.cat([x, lib.ones(3)])  # a 1-D tensor that is not empty is not skipped
+
+
+def test_to_an_unknown_device_is_a_runtime_error():
+    with pytest.raises(RuntimeError, match="invalid device"):
+        tl.ones(2).to("tpu")
 
 
 # ---------------------------------------------------------------- seeding
