@@ -23,6 +23,7 @@ from .functions import (abs, add, all, allclose, amax, amin, any, argmax, argmin
                         negative, norm, not_equal, permute, pow, prod, reciprocal, relu, reshape, round, rsqrt, sigmoid,
                         sign, sin, softmax, sort, split, sqrt, square, squeeze, stack, std, sub, subtract, sum, tanh,
                         topk, transpose, true_divide, trunc, unsqueeze, var, where)
+from .functions import flip, roll
 from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace,
                        multinomial, ones, ones_like, rand, randint, randn, randperm, tensor, tril, triu, zeros,
                        zeros_like)

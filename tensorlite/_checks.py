@@ -26,7 +26,7 @@ def normalize_dims(dim, ndim):
     dims = (dim,) if isinstance(dim, numbers.Integral) else tuple(dim)
     out = [wrap_dim(d, ndim) for d in dims]
     if len(set(out)) != len(out):
-        raise ValueError(f"dimension repeated in {dim}")
+        raise RuntimeError(f"dimension repeated in {dim}: name each dimension once")
     return tuple(sorted(out)) if ndim else ()  # a 0-d tensor accepts dim 0 / -1 and has nothing to reduce
 
 
@@ -40,7 +40,7 @@ def shape_args(args):
 def resolve_shape(shape, current, size):
     """A reshape target with its one -1 filled in; RuntimeError if it does not keep the element count."""
     shape = list(shape)
-    bad = RuntimeError(f"shape {tuple(shape)} is invalid for a tensor of shape {current} ({size} elements)")
+    bad = RuntimeError(f"shape {tuple(shape)} is invalid for a tensor of shape {tuple(current)} ({size} elements)")
     if shape.count(-1) > 1 or any(n < -1 for n in shape):
         raise bad
     if -1 in shape:

@@ -15,17 +15,23 @@ from .tensor import Tensor
 
 
 def _shape(size):
-    """Accept zeros(2, 3) and zeros((2, 3)) alike; sizes must be non-negative integers."""
+    """Accept zeros(2, 3) and zeros((2, 3)) alike. As in PyTorch: a size that is not an integer is a
+    TypeError, a negative one a RuntimeError."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
-    if not all(isinstance(n, numbers.Integral) and n >= 0 for n in size):
-        raise ValueError(f"sizes must be non-negative integers, got {tuple(size)}")
+    if not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) for n in size):
+        raise TypeError(f"sizes must be integers, got {tuple(size)}")
+    if any(n < 0 for n in size):
+        raise RuntimeError(f"sizes must be non-negative integers, got {tuple(size)}")
     return tuple(int(n) for n in size)
 
 
 def _count(name, n, what="steps"):
-    if not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
+    """A count such as steps or n: an integer (else TypeError), non-negative (else RuntimeError), as in PyTorch."""
+    if not isinstance(n, numbers.Integral):
+        raise TypeError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
+    if n < 0:
+        raise RuntimeError(f"{name}(): {what} must be a non-negative integer, got {n!r}")
     return int(n)
 
 
@@ -167,7 +173,7 @@ def randint(low, high=None, size=None, dtype=None, device=None):
     if size is None:
         raise TypeError("randint() needs a size, e.g. randint(10, (3,))")
     if high <= low:
-        raise ValueError(f"randint(): high ({high}) must be greater than low ({low})")
+        raise RuntimeError(f"randint(): high ({high}) must be greater than low ({low}): [low, high) is empty")
     shape = _shape((size,))
     return _new(lambda xp, d, dev: backend.generator(dev).integers(low, high, shape, np.int64).astype(d), dtype,
                 device, default=int64)
@@ -189,21 +195,25 @@ def multinomial(probs, num_samples, replacement=False):
     w = probs.data if isinstance(probs, Tensor) else np.asarray(probs)
     device = probs.device if isinstance(probs, Tensor) else "cpu"
     xp = backend.xp_for(device)
+    # PyTorch raises RuntimeError for each of these (TypeError only for a num_samples that is no integer)
     if w.ndim not in (1, 2):
-        raise ValueError(f"multinomial(): probs must be 1-D or 2-D, got shape {tuple(w.shape)}")
-    if not isinstance(num_samples, numbers.Integral) or num_samples <= 0:
-        raise ValueError(f"multinomial(): num_samples must be a positive integer, got {num_samples!r}")
+        raise RuntimeError(f"multinomial(): probs must be 1-D or 2-D, got shape {tuple(w.shape)}")
+    if not is_float(w.dtype):
+        raise RuntimeError(f"multinomial(): probs must be floating point, got {w.dtype}; use probs.float()")
+    if not isinstance(num_samples, numbers.Integral):
+        raise TypeError(f"multinomial(): num_samples must be an integer, got {num_samples!r}")
+    if num_samples <= 0:
+        raise RuntimeError(f"multinomial(): num_samples must be positive, got {num_samples}")
     rows = (w[None] if w.ndim == 1 else w).astype(np.float64)
     if bool((rows < 0).any()) or not bool(xp.isfinite(rows).all()):
-        raise ValueError("multinomial(): probabilities must be finite and non-negative")
+        raise RuntimeError("multinomial(): probabilities must be finite and non-negative")
     if bool((rows.sum(axis=1) <= 0).any()):
-        raise ValueError("multinomial(): every row needs a positive total weight")
+        raise RuntimeError("multinomial(): every row needs a positive total weight")
     n = rows.shape[1]
-    if not replacement:
-        fewest = int((rows > 0).sum(axis=1).min())
-        if num_samples > fewest:
-            raise ValueError(f"multinomial(): cannot draw {num_samples} samples without replacement from a row "
-                             f"with only {fewest} nonzero weight(s) (of {n} categories)")
+    if not replacement and num_samples > n:
+        # (as in PyTorch, zero weights count: they are drawn last, once the others are used up)
+        raise RuntimeError(f"multinomial(): cannot draw {num_samples} samples without replacement from {n} "
+                           f"categories; pass replacement=True")
     gen = backend.generator(device)
     with backend.device_context(device):
         if replacement:
@@ -221,20 +231,11 @@ def multinomial(probs, num_samples, replacement=False):
     return Tensor.wrap(out[0] if w.ndim == 1 else out, device)
 
 
-def _triangle(name, t, diagonal, keep_fn):
-    if t.ndim < 2:
-        raise ValueError(f"{name}() needs a tensor with at least 2 dimensions, got shape {tuple(t.shape)}")
-    xp = t.xp
-    with backend.device_context(t.device):
-        keep = keep_fn(xp.ones(t.shape[-2:], dtype=bool), diagonal)
-    return t.masked_fill(Tensor.wrap(~keep, t.device), 0)
-
-
 def tril(t, diagonal=0):
     """Lower triangle (the rest zeroed; `diagonal` > 0 keeps more above the main one); differentiable."""
-    return _triangle("tril", t, diagonal, t.xp.tril)
+    return t.tril(diagonal)
 
 
 def triu(t, diagonal=0):
     """Upper triangle (the rest zeroed); differentiable."""
-    return _triangle("triu", t, diagonal, t.xp.triu)
+    return t.triu(diagonal)

@@ -30,32 +30,44 @@ def where(condition, a, b):
     return E.Where.apply(a, b, cond=cond)
 
 
-def _check_same(tensors, name):
+def _check_same(tensors, name, empty_error):
     tensors = list(tensors)
-    if not tensors:
-        raise ValueError(f"{name}() needs a non-empty sequence of tensors")
+    if not tensors:  # (PyTorch: a ValueError from cat, a RuntimeError from stack)
+        raise empty_error(f"{name}() needs a non-empty sequence of tensors")
     if not builtins.all(isinstance(t, Tensor) for t in tensors):  # (all is shadowed below)
         raise TypeError(f"{name}() takes a sequence of tensors")
     return tensors
 
 
 def cat(tensors, dim=0):
-    tensors = _check_same(tensors, "cat")
-    ndim = tensors[0].ndim
-    if ndim == 0:
-        raise ValueError("cat(): zero-dimensional tensors cannot be concatenated; use stack()")
-    d = wrap_dim(dim, ndim)
-    for t in tensors[1:]:
-        if t.ndim != ndim or t.shape[:d] + t.shape[d + 1:] != tensors[0].shape[:d] + tensors[0].shape[d + 1:]:
-            raise ValueError(f"cat(): shapes {tuple(tensors[0].shape)} and {tuple(t.shape)} differ outside dimension {dim}")
+    """Join tensors along `dim`. As in PyTorch, 1-D empty tensors (shape (0,)) are skipped, whatever the
+    others' shapes (they still take part in the result's dtype)."""
+    tensors = _check_same(tensors, "cat", ValueError)
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"cat(): the tensor at position {i} is zero-dimensional and cannot be "
+                               f"concatenated; use stack() or unsqueeze it first")
+    kept = [t for t in tensors if t.shape != (0,)]
+    if not kept:
+        return S.Cat.apply(*tensors, dim=0)
+    first = kept[0]
+    d = wrap_dim(dim, first.ndim, "cat")
+    for t in kept[1:]:
+        if t.ndim != first.ndim:
+            raise RuntimeError(f"cat(): tensors must have the same number of dimensions, got shapes "
+                               f"{tuple(first.shape)} and {tuple(t.shape)}")
+        if t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
+            raise RuntimeError(f"cat(): shapes {tuple(first.shape)} and {tuple(t.shape)} differ outside "
+                               f"dimension {dim}")
     return S.Cat.apply(*tensors, dim=d)
 
 
 def stack(tensors, dim=0):
-    tensors = _check_same(tensors, "stack")
+    tensors = _check_same(tensors, "stack", RuntimeError)
     for t in tensors[1:]:
         if t.shape != tensors[0].shape:
-            raise ValueError(f"stack(): all tensors need the same shape, got {tuple(tensors[0].shape)} and {tuple(t.shape)}")
+            raise RuntimeError(f"stack(): all tensors need the same shape, got {tuple(tensors[0].shape)} and "
+                               f"{tuple(t.shape)}")
     return S.Stack.apply(*tensors, dim=wrap_dim(dim, tensors[0].ndim + 1))
 
 
@@ -119,6 +131,6 @@ sum, mean, var, std, max, min, amax, amin, logsumexp, argmax, argmin, prod, cums
 gather, sort, argsort, topk = (_method(n) for n in ("gather", "sort", "argsort", "topk"))
 isnan, isinf, isfinite, logical_not = (_method(n) for n in ("isnan", "isinf", "isfinite", "logical_not"))
 all, any, norm = _method("all"), _method("any"), _method("norm")
-reshape, permute, transpose, unsqueeze, squeeze, flatten = (
-    _method(n) for n in ("reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten"))
+reshape, permute, transpose, unsqueeze, squeeze, flatten, flip, roll = (
+    _method(n) for n in ("reshape", "permute", "transpose", "unsqueeze", "squeeze", "flatten", "flip", "roll"))
 softmax, log_softmax = _method("softmax"), _method("log_softmax")

@@ -227,7 +227,10 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
             out = E.Cast.apply(out, dtype=np.dtype(dtype)) if out.requires_grad and is_float(dtype) \
                 else Tensor.wrap(out.data.astype(dtype), out.device)
         if device is not None:
-            device = backend.normalize_device(device)
+            try:
+                device = backend.normalize_device(device)
+            except ValueError as e:  # an unknown device name is a RuntimeError in PyTorch
+                raise RuntimeError(str(e)) from None
             if device != out.device:
                 out = ToDevice.apply(out, device=device) if out.requires_grad else \
                     Tensor.wrap(backend.to_device(out.data, device), device)

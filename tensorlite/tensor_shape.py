@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from . import autograd
-from ._checks import broadcast_shape, resolve_shape, shape_args, wrap_dim
+from ._checks import broadcast_shape, normalize_dims, resolve_shape, shape_args, wrap_dim
 from .ops import shape as S
 
 _VIEW_ERROR = ("view size is not compatible with input tensor's size and stride (at least one dimension spans "
@@ -73,15 +73,20 @@ class TensorShape:
             raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
         if self.ndim == 0:
             return self.reshape(1)
-        return self.reshape(self.shape[:s] + (-1,) + self.shape[e + 1:])
+        merged = int(np.prod(self.shape[s:e + 1]))  # not -1: that is ambiguous when another dim is 0
+        return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
 
     def view_as(self, other):
         return self.reshape(other.shape)
 
     def permute(self, *dims):
-        dims = tuple(wrap_dim(d, self.ndim) for d in shape_args(dims))
-        if sorted(dims) != list(range(self.ndim)):
-            raise ValueError(f"permute({dims}) is not a permutation of the {self.ndim} dimensions of {tuple(self.shape)}")
+        dims = shape_args(dims)
+        if len(dims) != self.ndim:
+            raise RuntimeError(f"permute{dims}: a tensor of shape {tuple(self.shape)} needs {self.ndim} dims, "
+                               f"one for each of its dimensions")
+        dims = tuple(wrap_dim(d, self.ndim, "permute") for d in dims)
+        if len(set(dims)) != len(dims):
+            raise RuntimeError(f"permute{dims}: duplicate dims are not allowed; name each dimension once")
         return S.Permute.apply(self, dims=dims)
 
     def transpose(self, dim0, dim1):
@@ -91,7 +96,7 @@ class TensorShape:
 
     def t(self):
         if self.ndim > 2:
-            raise ValueError("t() expects a tensor with <= 2 dimensions; use transpose()")
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, got {self.ndim}; use transpose()")
         return self.T
 
     def unsqueeze(self, dim):
@@ -130,18 +135,22 @@ class TensorShape:
     def split(self, split_size_or_sections, dim=0):
         """Pieces of `split_size_or_sections` elements along `dim` (the last one may be shorter), or of the
         listed sizes; each a view-like slice through GetItem."""
+        dim = wrap_dim(dim, self.ndim, "split")
         n = self.shape[dim]
-        if isinstance(split_size_or_sections, int):
-            size = split_size_or_sections
-            if size <= 0:
-                raise ValueError("split size must be positive")
-            sizes = [min(size, n - i) for i in range(0, n, size)]
+        if isinstance(split_size_or_sections, numbers.Integral):
+            size = int(split_size_or_sections)
+            if size < 0 or (size == 0 and n != 0):
+                raise RuntimeError(f"split(): split_size must be positive (0 only for a dimension of size 0), "
+                                   f"got {size} for dimension {dim} of size {n}")
+            # an empty dimension still gives one (empty) piece, as in PyTorch
+            sizes = [min(size, n - i) for i in range(0, n, size)] if n else [0]
         else:
-            sizes = list(split_size_or_sections)
-            if sum(sizes) != n:
-                raise ValueError(f"split sections {sizes} do not add up to dimension {dim} of size {n}")
+            sizes = [int(k) for k in split_size_or_sections]
+            if any(k < 0 for k in sizes) or sum(sizes) != n:
+                raise RuntimeError(f"split(): sizes {sizes} must be non-negative and add up to dimension {dim} "
+                                   f"of size {n}")
         out, start = [], 0
-        lead = (slice(None),) * (dim % self.ndim)
+        lead = (slice(None),) * dim
         for s in sizes:
             out.append(self[lead + (slice(start, start + s),)])
             start += s
@@ -149,8 +158,58 @@ class TensorShape:
 
     def chunk(self, chunks, dim=0):
         if chunks <= 0:
-            raise ValueError(f"chunk(): the number of chunks must be positive, got {chunks}")
-        return self.split(-(-self.shape[dim] // chunks), dim)
+            raise RuntimeError(f"chunk(): the number of chunks must be positive, got {chunks}")
+        n = self.shape[wrap_dim(dim, self.ndim, "chunk")]
+        if n == 0:  # PyTorch gives `chunks` empty pieces here
+            return self.split([0] * chunks, dim)
+        return self.split(-(-n // chunks), dim)
+
+    # ------------------------------------------------------------ copies that move elements
+    def repeat(self, *sizes):
+        """The tensor tiled sizes[i] times along dimension i; extra leading sizes add new dimensions."""
+        sizes = shape_args(sizes)
+        if len(sizes) < self.ndim:
+            raise RuntimeError(f"repeat{sizes}: give at least one size per dimension of the tensor "
+                               f"(shape {tuple(self.shape)})")
+        if any(r < 0 for r in sizes):
+            raise RuntimeError(f"repeat{sizes}: the sizes must be non-negative")
+        x = self.reshape((1,) * (len(sizes) - self.ndim) + tuple(self.shape))
+        return S.Repeat.apply(x, reps=sizes)
+
+    def flip(self, *dims):
+        """A copy with the order of the elements reversed along each of `dims`."""
+        dims = shape_args(dims)
+        return S.Flip.apply(self, dims=normalize_dims(dims, self.ndim))
+
+    def roll(self, shifts, dims=None):
+        """Elements shifted cyclically by `shifts` along `dims`; without dims, over the flattened tensor."""
+        as_tuple = isinstance(shifts, (tuple, list)) or isinstance(dims, (tuple, list))
+        shifts = shape_args((shifts,)) if isinstance(shifts, (tuple, list)) else (int(shifts),)
+        if dims is None:
+            if len(shifts) != 1:
+                raise RuntimeError(f"roll(): shifts {shifts} without dims: give one shift, or one dim per shift")
+            return S.Roll.apply(self, shifts=shifts[0], dims=None)
+        dims = shape_args((dims,)) if isinstance(dims, (tuple, list)) else (int(dims),)
+        if len(shifts) != len(dims):
+            raise RuntimeError(f"roll(): shifts {shifts} and dims {dims} must have the same length")
+        dims = tuple(wrap_dim(d, self.ndim, "roll") for d in dims)
+        if not as_tuple:
+            shifts, dims = shifts[0], dims[0]
+        return S.Roll.apply(self, shifts=shifts, dims=dims)
+
+    def tril(self, diagonal=0):
+        """Lower triangle of the last two dimensions (the rest zeroed); diagonal > 0 keeps more above it."""
+        return self._triangle("tril", diagonal)
+
+    def triu(self, diagonal=0):
+        """Upper triangle of the last two dimensions (the rest zeroed); diagonal < 0 keeps more below it."""
+        return self._triangle("triu", diagonal)
+
+    def _triangle(self, name, diagonal):
+        if self.ndim < 2:
+            raise RuntimeError(f"{name}(): the input needs at least 2 dimensions, got shape {tuple(self.shape)}")
+        keep = getattr(np, name)(np.ones(self.shape[-2:], dtype=bool), diagonal)  # the kept places
+        return self.masked_fill(type(self)(~keep, device=self.device), 0)
 
     def __getitem__(self, index):
         return S.GetItem.apply(self, index=self._index(index))
@@ -158,6 +217,7 @@ class TensorShape:
     def __setitem__(self, index, value):
         """x[index] = value, in place. Recorded (the gradient reaches value, and x's old values outside the
         index) when grad mode is on and x or value requires grad; a leaf that requires grad refuses."""
+        self._check_uint8_fill(index, value)
         index = self._index(index)
         is_tensor = isinstance(value, TensorShape)
         if autograd.is_grad_enabled() and (self.requires_grad or (is_tensor and value.requires_grad)):
@@ -170,6 +230,15 @@ class TensorShape:
         self._check_inplace()
         self.data[index] = self._array(value) if is_tensor else value
         self._version_counter.value += 1
+
+    @staticmethod
+    def _check_uint8_fill(index, value):
+        """PyTorch writes one value through a lone mask index with masked_fill_, which refuses uint8 masks."""
+        parts = index if isinstance(index, tuple) else (index,)
+        arrays = [p for p in parts if isinstance(p, (TensorShape, np.ndarray))]
+        if len(arrays) == 1 and arrays[0].dtype == np.uint8 and np.size(getattr(value, "data", value)) == 1:
+            raise RuntimeError("x[mask] = value: a uint8 mask cannot be used to write one value (as in PyTorch, "
+                               "whose masked_fill_ needs a bool mask); use mask.bool()")
 
     def __iter__(self):
         for i in range(len(self)):
@@ -184,6 +253,8 @@ class TensorShape:
         parts = index if isinstance(index, tuple) else (index,)
         out = []
         for p in parts:
+            if isinstance(p, list) and not p:
+                p = np.zeros(0, dtype=np.int64)  # x[[]]: no rows picked (NumPy would read [] as floats)
             if isinstance(p, (TensorShape, list, np.ndarray)):
                 arr = self._array(p)
                 if arr.dtype.kind not in "iub":

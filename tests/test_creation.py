@@ -31,9 +31,11 @@ def test_empty(device):
     assert t.shape == (2, 5) and t.dtype == tl.float64 and t.device == dev_name(device)
 
 
-@pytest.mark.parametrize("bad", [(-1,), (2.5,), ((2, -3),), ("3",)])
-def test_bad_sizes_raise(bad):
-    with pytest.raises(ValueError, match="non-negative integers"):
+@pytest.mark.parametrize("bad, error", [((-1,), RuntimeError), ((2.5,), TypeError), (((2, -3),), RuntimeError),
+                                        (("3",), TypeError)])
+def test_bad_sizes_raise(bad, error):
+    """PyTorch's kinds: a negative size is a RuntimeError, a size that is no integer a TypeError."""
+    with pytest.raises(error, match="integers"):
         tl.zeros(*bad)
 
 
@@ -85,9 +87,9 @@ def test_linspace_logspace(device):
     np.testing.assert_allclose(tl.logspace(0, 3, 4, base=2.0).detach().numpy(), [1, 2, 4, 8])
     assert tl.linspace(0, 1, 0).shape == (0,)
     for fn in (tl.linspace, tl.logspace):
-        with pytest.raises(ValueError, match="steps"):
+        with pytest.raises(RuntimeError, match="steps"):
             fn(0, 1, -1)
-        with pytest.raises(ValueError, match="steps"):
+        with pytest.raises(TypeError, match="steps"):
             fn(0, 1, 2.5)
 
 
@@ -95,7 +97,7 @@ def test_eye(device):
     np.testing.assert_array_equal(tl.eye(3, device=device).detach().numpy(), np.eye(3))
     np.testing.assert_array_equal(tl.eye(2, 4).detach().numpy(), np.eye(2, 4))
     assert tl.eye(2, dtype=tl.int64).dtype == tl.int64
-    with pytest.raises(ValueError, match="eye"):
+    with pytest.raises(RuntimeError, match="eye"):
         tl.eye(-1)
 
 
@@ -117,7 +119,7 @@ def test_tril_triu_are_differentiable_and_on_device(device):
 
 
 def test_tril_needs_2d():
-    with pytest.raises(ValueError, match="at least 2 dimensions"):
+    with pytest.raises(RuntimeError, match="at least 2 dimensions"):
         tl.tril(tl.ones(3))
 
 
@@ -127,9 +129,9 @@ def test_cat_and_stack(device):
     np.testing.assert_allclose(tl.cat([ta, tb]).detach().numpy(), np.concatenate([a, b]).astype(np.float32))
     np.testing.assert_allclose(tl.cat([ta, tb], dim=-1).detach().numpy(), np.concatenate([a, b], axis=1).astype(np.float32))
     np.testing.assert_allclose(tl.stack([ta, tb], dim=1).detach().numpy(), np.stack([a, b], axis=1).astype(np.float32))
-    with pytest.raises(ValueError, match="differ outside dimension"):
+    with pytest.raises(RuntimeError, match="differ outside dimension"):
         tl.cat([ta, tl.ones(2, 4, dtype=tl.float64, device=device)])
-    with pytest.raises(ValueError, match="same shape"):
+    with pytest.raises(RuntimeError, match="same shape"):
         tl.stack([ta, tl.ones(3, 2, device=device)])
     with pytest.raises(ValueError, match="non-empty"):
         tl.cat([])
@@ -170,7 +172,7 @@ def test_randint(device):
     assert v.min() == 3 and v.max() == 6  # 1000 draws from 4 values: all show up
     assert tl.randint(5, (2, 3)).shape == (2, 3)
     assert tl.randint(5, (4,), dtype=tl.float32).dtype == tl.float32
-    with pytest.raises(ValueError, match="high"):
+    with pytest.raises(RuntimeError, match="high"):
         tl.randint(5, 5, (2,))
     with pytest.raises(TypeError, match="size"):
         tl.randint(10)
@@ -219,12 +221,41 @@ def test_multinomial_without_replacement_first_draw_frequencies():
     ([0.0, 0.0], 1, True, "positive total"),
     ([[[0.5]]], 1, True, "1-D or 2-D"),
     ([0.5, 0.5], 3, False, "without replacement"),
-    ([0.5, 0.0, 0.5], 3, False, "nonzero"),
-    ([0.5, 0.5], 0, True, "positive integer"),
+    ([0.5, 0.5], 0, True, "positive"),
 ])
 def test_multinomial_errors(probs, n, replacement, match):
-    with pytest.raises(ValueError, match=match):
+    """RuntimeError for each, as in PyTorch."""
+    with pytest.raises(RuntimeError, match=match):
         tl.multinomial(tl.tensor(probs), n, replacement=replacement)
+    with pytest.raises(TypeError, match="integer"):
+        tl.multinomial(tl.tensor([0.5, 0.5]), 1.5)
+    with pytest.raises(RuntimeError, match="floating point"):
+        tl.multinomial(tl.tensor([1, 2]), 1)
+
+
+def test_multinomial_without_replacement_draws_zero_weights_last():
+    """As in PyTorch: more samples than nonzero weights is allowed; the zero-weight categories come last."""
+    for _ in range(20):
+        assert tl.multinomial(tl.tensor([0.5, 0.0, 0.5]), 3)[2].item() == 1
+
+
+def test_cat_skips_1d_empty_tensors_like_torch():
+    torch = pytest.importorskip("torch")
+    for lib in (tl, torch):
+        x = lib.ones(2, 3, dtype=lib.float64, requires_grad=True)
+        e = lib.tensor([], requires_grad=True)
+        y = lib.cat([e, x, e], dim=1)  # (0,) is skipped, whatever the other shapes; it still joins the dtype
+        assert tuple(y.shape) == (2, 3) and y.dtype == lib.float64
+        y.sum().backward()
+        assert tuple(e.grad.shape) == (0,) and e.grad.dtype == lib.float32 and x.grad.tolist() == [[1.0] * 3] * 2
+        assert tuple(lib.cat([lib.tensor([]), lib.tensor([])], dim=0).shape) == (0,)
+        with pytest.raises(RuntimeError):
+            lib.cat([x, lib.ones(3)])  # a 1-D tensor that is not empty is not skipped
+
+
+def test_to_an_unknown_device_is_a_runtime_error():
+    with pytest.raises(RuntimeError, match="invalid device"):
+        tl.ones(2).to("tpu")
 
 
 # ---------------------------------------------------------------- seeding

@@ -102,3 +102,29 @@ def test_gradcheck_contiguous_and_clone(shape, seed):
         t = x.transpose(0, -1).contiguous()
         return t.view(-1) * t.clone().reshape(-1)
     assert tl.gradcheck(f, x)
+
+
+def test_empty_list_index_picks_no_rows_like_torch():
+    torch = pytest.importorskip("torch")
+    for lib in (tl, torch):
+        y = lib.ones(3, 2)[[]]  # NumPy would read [] as a float array and refuse it
+        assert tuple(y.shape) == (0, 2) and y.dtype == lib.float32
+
+
+def test_uint8_mask_cannot_write_one_value_like_torch():
+    """PyTorch writes one value through a lone mask with masked_fill_, which refuses uint8 masks; a tensor of
+    values (or a second index) takes another path that accepts them (with a deprecation warning)."""
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for lib in (tl, torch):
+            mask = lib.tensor([1, 0, 1], dtype=lib.uint8)
+            for value in (2.5, lib.tensor(2.5), lib.ones(1), lib.ones(1, 1)):
+                with pytest.raises(RuntimeError):
+                    lib.zeros(3, 2)[mask] = value
+                with pytest.raises(RuntimeError):
+                    lib.zeros(3, 2)[mask, 0] = value
+            x = lib.zeros(3, 2)
+            x[mask] = lib.ones(2, 2)
+            x[mask, lib.tensor([0, 1])] = 3.0
+            np.testing.assert_array_equal(np.asarray(x.tolist()), [[3, 1], [0, 0], [1, 3]])

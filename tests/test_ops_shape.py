@@ -282,18 +282,18 @@ def test_reshape_to_an_incompatible_shape(device, target):
 
 
 def test_cat_of_mismatched_shapes_names_both(device):
-    with pytest.raises(ValueError, match=r"\(2, 3\).*\(3, 4\)"):
+    with pytest.raises(RuntimeError, match=r"\(2, 3\).*\(3, 4\)"):
         tl.cat([tl.ones(2, 3, device=device), tl.ones(3, 4, device=device)], dim=0)
-    with pytest.raises(ValueError, match=r"\(2, 3\).*\(2, 3, 1\)"):
+    with pytest.raises(RuntimeError, match=r"\(2, 3\).*\(2, 3, 1\)"):
         tl.cat([tl.ones(2, 3, device=device), tl.ones(2, 3, 1, device=device)], dim=1)
 
 
 def test_cat_and_stack_reject_bad_input(device):
     with pytest.raises(ValueError, match="non-empty"):
         tl.cat([])
-    with pytest.raises(ValueError, match="zero-dimensional"):
+    with pytest.raises(RuntimeError, match="zero-dimensional"):
         tl.cat([tl.tensor(1.0, device=device)])
-    with pytest.raises(ValueError, match=r"\(2,\).*\(3,\)"):
+    with pytest.raises(RuntimeError, match=r"\(2,\).*\(3,\)"):
         tl.stack([tl.ones(2, device=device), tl.ones(3, device=device)])
     with pytest.raises(IndexError, match="dimension 2 is out of range"):
         tl.cat([tl.ones(2, 3, device=device)] * 2, dim=2)
@@ -327,8 +327,10 @@ def test_out_of_range_dims_are_errors_not_wrapped(device):
         x.unsqueeze(3)
     with pytest.raises(IndexError, match="out of range"):
         x.squeeze(-3)
-    with pytest.raises(ValueError, match="not a permutation"):
+    with pytest.raises(RuntimeError, match="duplicate"):
         x.permute(0, 0)
+    with pytest.raises(RuntimeError, match="needs 2 dims"):
+        x.permute(1)
 
 
 def test_expand_to_an_incompatible_shape(device):
@@ -341,13 +343,73 @@ def test_expand_to_an_incompatible_shape(device):
 
 
 def test_split_sections_must_add_up(device):
-    with pytest.raises(ValueError, match=r"\[1, 1\].*size 3"):
+    with pytest.raises(RuntimeError, match=r"\[1, 1\].*size 3"):
         tl.ones(3, 2, device=device).split([1, 1])
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(RuntimeError, match="positive"):
         tl.ones(3, device=device).split(0)
 
 
 @pytest.mark.parametrize("chunks", [0, -2])
 def test_chunk_count_must_be_positive(device, chunks):
-    with pytest.raises(ValueError, match=f"got {chunks}"):
+    with pytest.raises(RuntimeError, match=f"got {chunks}"):
         tl.ones(4, device=device).chunk(chunks)
+
+
+# ---------------------------------------------------------------- repeat, flip, roll, triu: copies that move elements
+@given(data=st.data(), shape=shapes(0, 3, 1, 3), seed=seeds)
+def test_repeat(device, data, shape, seed):
+    reps = tuple(data.draw(st.lists(st.integers(0, 3), min_size=len(shape), max_size=len(shape) + 2)))
+    x_np = array(seed, shape)
+    x = leaf(x_np, device)
+    close(x.repeat(*reps), np.tile(x_np, reps))  # NumPy's tile is PyTorch's repeat (extra leading reps too)
+    close(x.repeat(reps), np.tile(x_np, reps))
+    assert tl.gradcheck(lambda t: t.repeat(reps), x)  # each copy's gradient adds up in the original
+
+
+@given(data=st.data(), shape=shapes(1, 3, 1, 4), seed=seeds)
+def test_flip_and_roll(device, data, shape, seed):
+    n = len(shape)
+    dims = tuple(data.draw(st.lists(st.integers(-n, n - 1), min_size=1, max_size=n, unique_by=lambda d: d % n)))
+    shifts = tuple(data.draw(st.lists(st.integers(-5, 5), min_size=len(dims), max_size=len(dims))))
+    x_np = array(seed, shape)
+    x = leaf(x_np, device)
+    close(x.flip(dims), np.flip(x_np, dims))
+    close(tl.flip(x, dims), np.flip(x_np, dims))
+    assert x.flip(dims).is_contiguous()  # a copy, as in PyTorch (NumPy's flip is a negative-stride view)
+    close(x.roll(shifts, dims), np.roll(x_np, shifts, dims))
+    close(x.roll(shifts[0], dims[0]), np.roll(x_np, shifts[0], dims[0]))
+    close(tl.roll(x, shifts[0]), np.roll(x_np, shifts[0]))  # no dims: over the flattened tensor
+    assert tl.gradcheck(lambda t: t.flip(dims) * t, x)
+    assert tl.gradcheck(lambda t: t.roll(shifts, dims) * t, x)
+    assert tl.gradcheck(lambda t: t.roll(shifts[0]) * t, x)
+
+
+@given(shape=shapes(2, 4, 1, 4), seed=seeds, diagonal=st.integers(-3, 3))
+def test_tril_triu_methods(device, shape, seed, diagonal):
+    x_np = array(seed, shape)
+    x = leaf(x_np, device)
+    close(x.triu(diagonal), np.triu(x_np, diagonal))
+    close(x.tril(diagonal), np.tril(x_np, diagonal))
+    assert tl.gradcheck(lambda t: t.triu(diagonal) * t, x)
+
+
+def test_copies_that_move_elements_reject_bad_args(device):
+    x = tl.ones(2, 3, device=device)
+    for bad in (lambda: x.repeat(2), lambda: x.repeat(-1, 1), lambda: x.flip(0, 0), lambda: x.roll((1, 2), 0),
+                lambda: x.roll((1, 2)), lambda: tl.ones(3, device=device).triu()):
+        with pytest.raises(RuntimeError):  # PyTorch's kind for each
+            bad()
+    with pytest.raises(IndexError, match="out of range"):
+        x.flip(2)
+
+
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (0, 3, 1)])
+def test_zero_size_split_chunk_flatten(device, shape):
+    x = leaf(np.zeros(shape), device)
+    assert x.flatten().shape == (0,)
+    if len(shape) > 1:
+        assert x.flatten(1).shape == (shape[0], int(np.prod(shape[1:])))  # not (0, -1): ambiguous
+    if shape[0] == 0:  # PyTorch: split gives one empty piece (split(0) too), chunk gives `chunks` of them
+        assert [p.shape for p in x.split(2)] == [shape] and len(x.split(0)) == 1
+        assert [p.shape for p in x.chunk(3)] == [shape] * 3
+    assert x.repeat((2,) * len(shape)).shape == tuple(2 * n for n in shape)

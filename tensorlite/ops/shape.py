@@ -63,6 +63,47 @@ class Clone(Function):
         return g
 
 
+class Repeat(Function):
+    """a tiled `reps` times along each dimension (a has been given leading 1s up to len(reps) dims)."""
+    saves_inputs = False
+
+    def forward(self, a):
+        self.in_shape = a.shape
+        return get_array_module(a).tile(a, self.reps)
+
+    # each copy sends its gradient back: view g as (r0, s0, r1, s1, ...) and sum over the r axes
+    def backward(self, g):
+        pairs = []
+        for r, s in zip(self.reps, self.in_shape):
+            pairs += [r, s]
+        return g.reshape(pairs).sum(axis=tuple(range(0, len(pairs), 2))).reshape(self.in_shape)
+
+
+class Flip(Function):
+    """a reversed along `dims`, copied (PyTorch's flip makes a copy, NumPy's is a negative-stride view)."""
+    saves_inputs = False
+
+    def forward(self, a):
+        return get_array_module(a).flip(a, axis=self.dims).copy()
+
+    # flipping again puts every gradient back in its place
+    def backward(self, g):
+        return get_array_module(g).flip(g, axis=self.dims).copy()
+
+
+class Roll(Function):
+    """a shifted cyclically by `shifts` along `dims` (dims None: over the flattened array, shape kept)."""
+    saves_inputs = False
+
+    def forward(self, a):
+        return get_array_module(a).roll(a, self.shifts, axis=self.dims)
+
+    # rolling back by the opposite shifts
+    def backward(self, g):
+        back = -self.shifts if isinstance(self.shifts, int) else tuple(-s for s in self.shifts)
+        return get_array_module(g).roll(g, back, axis=self.dims)
+
+
 def _has_advanced(index):
     """True if an index uses integer or boolean arrays (then duplicates must add up)."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -136,23 +177,29 @@ def _common_dtype(arrays):
 
 
 class Cat(Function):
+    """Concatenation along `dim`. 1-D empty inputs are skipped when any input is not one (PyTorch's rule)."""
     saves_inputs = False
 
     def forward(self, *arrays):
         xp = get_array_module(arrays[0])
-        self.sizes = [a.shape[self.dim] for a in arrays]
+        some_kept = any(a.shape != (0,) for a in arrays)
+        self.skipped = [some_kept and a.shape == (0,) for a in arrays]
+        kept = [a for a, s in zip(arrays, self.skipped) if not s]
+        self.sizes = [a.shape[self.dim] for a in kept]
         self.dtypes = [a.dtype for a in arrays]  # mixed dtypes promote; each gradient goes back in its own
         out = _common_dtype(arrays)
-        return xp.concatenate([a.astype(out, copy=False) for a in arrays], axis=self.dim)
+        return xp.concatenate([a.astype(out, copy=False) for a in kept], axis=self.dim)
 
-    # each input gets back its own slab of the gradient
+    # each input gets back its own slab of the gradient (a skipped one an empty gradient)
     def backward(self, g):
         xp = get_array_module(g)
         cuts, total = [], 0
         for n in self.sizes[:-1]:
             total += n
             cuts.append(total)
-        return tuple(part.astype(dt, copy=False) for part, dt in zip(xp.split(g, cuts, axis=self.dim), self.dtypes))
+        parts = iter(xp.split(g, cuts, axis=self.dim))
+        return tuple(xp.zeros((0,), dt) if s else next(parts).astype(dt, copy=False)
+                     for s, dt in zip(self.skipped, self.dtypes))
 
 
 class Stack(Function):
