@@ -278,6 +278,9 @@ class TensorOperators:
         if check_cast and not can_cast(new.dtype, self.dtype):
             raise RuntimeError(f"result type {torch_name(new.dtype)} can't be cast to the desired output type "
                                f"{torch_name(self.dtype)}")
+        if new.shape != self.shape:  # x.add_(y) with y of a bigger shape: x cannot grow
+            raise RuntimeError(f"output with shape {tuple(self.shape)} doesn't match the broadcast shape "
+                               f"{tuple(new.shape)} (an in-place result must keep the tensor's shape)")
         if record and new.dtype != self.dtype:
             new = new.to(self.dtype)
         self.data[...] = new.data
@@ -316,6 +319,25 @@ class TensorOperators:
 
     def clamp_(self, min=None, max=None):
         return self._write(lambda old: old.clamp(min, max))
+
+    def pow_(self, exponent):
+        return self._write(lambda old: old ** exponent)
+
+    __ipow__ = pow_
+
+    def exp_(self):
+        return self._write(lambda old: old.exp())
+
+    def neg_(self):
+        return self._write(lambda old: -old, reads_self=False)  # -old needs only the gradient, not old's values
+
+    negative_ = neg_
+
+    def masked_fill_(self, mask, value):
+        """`value` written where `mask` (a bool tensor that broadcasts to this shape) holds."""
+        if isinstance(value, TensorOperators):
+            return self._write(lambda old, v: old.masked_fill(mask, v), (value,), reads_self=False)
+        return self._write(lambda old: old.masked_fill(mask, value), reads_self=False)
 
     def copy_(self, src):
         """Copy `src` (broadcast to this shape, any dtype: floats truncate into integers) into self."""
