@@ -307,6 +307,7 @@ class TensorOperators:
         return self._arith_(E.Add, operator.iadd, other, alpha)
 
     def sub_(self, other, alpha=1):
+        self._no_bool_sub(other)
         return self._arith_(E.Sub, operator.isub, other, alpha)
 
     def mul_(self, other):
