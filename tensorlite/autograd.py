@@ -229,7 +229,10 @@ class Function:
             result._base = base if base._base is None else base._base
         if record:
             fn.inputs = inputs
-            fn.parents = tuple([t._ctx for t in inputs])  # the nodes the inputs came from, as they are now
+            # the nodes the inputs came from, as they are now (a view's, taken again if its base changed since)
+            fn.parents = tuple([t._ctx if t._base is None else _view_node(t) for t in inputs])
+            if fn.is_view:
+                fn.view_params = params  # to take this view again from its base (_view_node)
             if fn.saves_inputs:
                 fn.versions = tuple([t._version_counter.value for t in inputs])
             if fn.saves_output:
@@ -272,6 +275,26 @@ class Function:
 _FREED = ("Trying to backward through the graph a second time (or to read a part of it that was freed). "
           "Saved arrays are released after backward; call backward(retain_graph=True) the first time "
           "if you need to backward again.")
+
+
+def _view_node(view):
+    """The node of a view tensor; taken again from its base when the base was changed in place (and became
+    the output of a new node) after the view was made, as PyTorch regenerates a view's grad_fn: the values
+    the view shows now came through that change, so its gradient must too."""
+    chain, node = [], view._ctx
+    while node is not None and node.is_view and hasattr(node, "view_params"):  # (a released node has none)
+        chain.append(node)
+        src = node.inputs[0]
+        if src._base is None:  # the base itself
+            if src._ctx is node.parents[0]:
+                return view._ctx  # unchanged since the view was made
+            new = src
+            for n in reversed(chain):  # the same view ops, applied to the base as it is now
+                new = type(n).apply(new, **n.view_params)
+            view._ctx, view.requires_grad = new._ctx, new.requires_grad
+            return view._ctx
+        node = src._ctx
+    return view._ctx
 
 
 def _key(t, node):

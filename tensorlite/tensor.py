@@ -155,7 +155,8 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
 
     def item(self):
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {tuple(self.shape)}")
+            raise RuntimeError(f"a Tensor with {self.data.size} elements cannot be converted to Scalar (item() needs "
+                               f"one element, this one has shape {tuple(self.shape)})")
         backend.run_deferred_checks()
         return self.data.reshape(()).item() if self.device == "cpu" else backend.to_numpy(self.data).reshape(()).item()
 
@@ -163,9 +164,13 @@ class Tensor(TensorPickle, TensorOperators, TensorMath, TensorExtra, TensorShape
         return backend.to_numpy(self.data).tolist()
 
     def __float__(self):
+        if self.data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return float(self.item())
 
     def __int__(self):
+        if self.data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return int(self.item())
 
     def __bool__(self):

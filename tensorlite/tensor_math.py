@@ -8,7 +8,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._checks import broadcast_shape, normalize_dims, wrap_dim
+from ._checks import normalize_dims, wrap_dim
 from .dtypes import bool_, default_float, int64, is_float
 from .ops import elementwise as E, reduce as R
 from .ops.softmax import LogSoftmax, Softmax
@@ -94,9 +94,9 @@ class TensorMath:
         """`value` where `mask` holds; a 0-d tensor value is differentiable (its gradient: the filled places' sum)."""
         mask = self._array(mask)
         if mask.dtype != bool:
-            raise TypeError(f"masked_fill() needs a bool mask, got dtype {mask.dtype}")
-        broadcast_shape((mask.shape, self.shape), f"masked_fill(): mask of shape {tuple(mask.shape)} does not broadcast "
-                                                  f"to {tuple(self.shape)}")
+            raise RuntimeError(f"masked_fill only supports boolean masks, but got mask with dtype {mask.dtype}; "
+                               "compare to make one (x > 0)")
+        E.check_broadcast("masked_fill(): mask and tensor", mask.shape, self.shape)
         if isinstance(value, TensorMath):
             if value.ndim != 0:
                 raise RuntimeError(f"masked_fill only supports a 0-dimensional value tensor, but got a tensor with "

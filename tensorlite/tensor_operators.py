@@ -57,6 +57,8 @@ class TensorOperators:
         return (self if self.dtype == dtype else self.to(dtype)), (other if other.dtype == dtype else other.to(dtype))
 
     def _binary(self, fn, other, reverse=False, floating=False):
+        if floating and isinstance(other, numbers.Number) and not is_float(self.dtype):
+            other = float(other)  # uint8 / -3: the scalar joins as a float (in uint8 it would wrap to 253)
         other = self._other(other)
         a, b = (other, self) if reverse else (self, other)
         dtype = result_type(a, b)
@@ -72,10 +74,21 @@ class TensorOperators:
     def __radd__(self, other):
         return self._binary(E.Add, other, reverse=True)
 
+    def _no_bool_sub(self, other):
+        """PyTorch refuses `-` when either operand is a bool (tensor or Python bool): a mask is inverted with ~."""
+        a = self.data.dtype == np.bool_
+        b = isinstance(other, bool) or (isinstance(other, TensorOperators) and other.data.dtype == np.bool_)
+        if a or b:
+            what = "with two bool tensors" if a and b else "with a bool tensor"
+            raise RuntimeError(f"Subtraction, the `-` operator, {what} is not supported. If you are trying to "
+                               "invert a mask, use the `~` or `logical_not()` operator instead.")
+
     def __sub__(self, other):
+        self._no_bool_sub(other)
         return self._binary(E.Sub, other)
 
     def __rsub__(self, other):
+        self._no_bool_sub(other)
         return self._binary(E.Sub, other, reverse=True)
 
     def __mul__(self, other):
@@ -90,16 +103,27 @@ class TensorOperators:
     def __rtruediv__(self, other):
         return self._binary(E.Div, other, reverse=True, floating=True)
 
+    def _not_for_bool(self, other, name):
+        """// % ** have no bool kernel in PyTorch: a NotImplementedError when the operands meet in bool."""
+        if not isinstance(other, (TensorOperators, numbers.Number)):
+            other = self._other(other)
+        if result_type(self, other) == np.bool_:
+            raise NotImplementedError(f'"{name}" not implemented for \'Bool\'; convert with .long() or .float() first')
+
     def __floordiv__(self, other):
+        self._not_for_bool(other, "div_floor")
         return self._binary(A.FloorDivide, other)
 
     def __rfloordiv__(self, other):
+        self._not_for_bool(other, "div_floor")
         return self._binary(A.FloorDivide, other, reverse=True)
 
     def __mod__(self, other):
+        self._not_for_bool(other, "remainder")
         return self._binary(A.Remainder, other)
 
     def __rmod__(self, other):
+        self._not_for_bool(other, "remainder")
         return self._binary(A.Remainder, other, reverse=True)
 
     def floor_divide(self, other):
@@ -109,15 +133,25 @@ class TensorOperators:
         return self % other
 
     def __pow__(self, other):
+        if isinstance(other, numbers.Integral) and not is_float(self.dtype):
+            if not isinstance(other, bool) and other < 0:
+                raise RuntimeError("Integers to negative integer powers are not allowed. (Use a float: x.float() ** -1)")
+            if isinstance(other, bool) and self.data.dtype == np.bool_:  # PyTorch: b ** True is b, b ** False is all True (x ** 0 = 1)
+                return self.clone() if other else self.wrap(self.xp.ones(self.shape, dtype=bool), self.device)
+        self._not_for_bool(other, "pow")
         return self._binary(E.Pow, other)
 
     def __rpow__(self, other):
+        self._not_for_bool(other, "pow")
         return self._binary(E.Pow, other, reverse=True)
 
     def pow(self, exponent):
         return self ** exponent
 
     def __neg__(self):
+        if self.data.dtype == np.bool_:
+            raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying "
+                               "to invert a mask, use the `~` or `logical_not()` operator instead.")
         return E.Neg.apply(self)
 
     def __pos__(self):
@@ -137,12 +171,17 @@ class TensorOperators:
         k_a = a.shape[-1]
         k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         if k_a != k_b:
-            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not match: the last dimension of the first "
-                             f"({k_a}) must equal the {'first' if b.ndim == 1 else 'second-to-last'} of the second "
-                             f"({k_b})")
-        broadcast_shape((a.shape[:-2], b.shape[:-2]),
-                        f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast")
-        a, b = a._promote(b)
+            raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied: the last "
+                               f"dimension of the first ({k_a}) must equal the "
+                               f"{'first' if b.ndim == 1 else 'second-to-last'} of the second ({k_b})")
+        if a.dtype != b.dtype:  # PyTorch does not promote in matmul
+            raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}; "
+                               "convert one with .to(dtype)")
+        try:
+            broadcast_shape((a.shape[:-2], b.shape[:-2]), "")
+        except ValueError:
+            raise RuntimeError(f"matmul: batch dimensions of {tuple(a.shape)} and {tuple(b.shape)} do not broadcast "
+                               "(each, aligned from the right, must be equal or 1)") from None
         return L.MatMul.apply(a, b)
 
     def __matmul__(self, other):
@@ -177,23 +216,38 @@ class TensorOperators:
     def __invert__(self):
         return self.wrap(~self.data, self.device)
 
+    def _bitwise(self, op, other):
+        """& | ^ on bools and integers only; PyTorch has no float kernel for them (NotImplementedError)."""
+        a, b = self._promote(self._other(other))
+        if is_float(a.dtype):
+            raise NotImplementedError(f'"bitwise_{op.__name__.strip("_")}" not implemented for '
+                                      f"'{torch_name(a.dtype)}' (& | ^ take bool or integer tensors)")
+        return self.wrap(op(a.data, b.data), self.device)
+
     def __and__(self, other):
-        return self._compare(operator.and_, other)
+        return self._bitwise(operator.and_, other)
 
     def __or__(self, other):
-        return self._compare(operator.or_, other)
+        return self._bitwise(operator.or_, other)
 
     def __xor__(self, other):
-        return self._compare(operator.xor, other)
+        return self._bitwise(operator.xor, other)
 
     def __rand__(self, other):
-        return self._compare(operator.and_, other)
+        return self._bitwise(operator.and_, other)
 
     def __ror__(self, other):
-        return self._compare(operator.or_, other)
+        return self._bitwise(operator.or_, other)
 
     def __rxor__(self, other):
-        return self._compare(operator.xor, other)
+        return self._bitwise(operator.xor, other)
+
+    def __contains__(self, element):
+        """`v in x`: whether any element of x equals v (a number or a tensor that broadcasts), as PyTorch."""
+        if not isinstance(element, (TensorOperators, numbers.Number)):
+            raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                               f"{type(element).__name__}")
+        return bool((self == element).data.any())
 
     __hash__ = object.__hash__  # defining __eq__ would otherwise make tensors unhashable
 
@@ -224,6 +278,9 @@ class TensorOperators:
         if check_cast and not can_cast(new.dtype, self.dtype):
             raise RuntimeError(f"result type {torch_name(new.dtype)} can't be cast to the desired output type "
                                f"{torch_name(self.dtype)}")
+        if new.shape != self.shape:  # x.add_(y) with y of a bigger shape: x cannot grow
+            raise RuntimeError(f"output with shape {tuple(self.shape)} doesn't match the broadcast shape "
+                               f"{tuple(new.shape)} (an in-place result must keep the tensor's shape)")
         if record and new.dtype != self.dtype:
             new = new.to(self.dtype)
         self.data[...] = new.data
@@ -250,6 +307,7 @@ class TensorOperators:
         return self._arith_(E.Add, operator.iadd, other, alpha)
 
     def sub_(self, other, alpha=1):
+        self._no_bool_sub(other)
         return self._arith_(E.Sub, operator.isub, other, alpha)
 
     def mul_(self, other):
@@ -262,6 +320,25 @@ class TensorOperators:
 
     def clamp_(self, min=None, max=None):
         return self._write(lambda old: old.clamp(min, max))
+
+    def pow_(self, exponent):
+        return self._write(lambda old: old ** exponent)
+
+    __ipow__ = pow_
+
+    def exp_(self):
+        return self._write(lambda old: old.exp())
+
+    def neg_(self):
+        return self._write(lambda old: -old, reads_self=False)  # -old needs only the gradient, not old's values
+
+    negative_ = neg_
+
+    def masked_fill_(self, mask, value):
+        """`value` written where `mask` (a bool tensor that broadcasts to this shape) holds."""
+        if isinstance(value, TensorOperators):
+            return self._write(lambda old, v: old.masked_fill(mask, v), (value,), reads_self=False)
+        return self._write(lambda old: old.masked_fill(mask, value), reads_self=False)
 
     def copy_(self, src):
         """Copy `src` (broadcast to this shape, any dtype: floats truncate into integers) into self."""

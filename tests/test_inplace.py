@@ -318,3 +318,30 @@ def test_setitem_with_a_mask_matches_torch():
         y[y < 0] = v * 3
         return y * a, (a, v)
     _both(build)
+
+
+@given(shape=shapes(2, 3, 2, 4), seed=seeds)
+def test_gradcheck_view_of_a_base_changed_in_place(shape, seed):
+    """A view taken before its base changed in place shows the new values, so its gradient goes through the
+    change (PyTorch regenerates the view's grad_fn): here row 0 of the base is overwritten after the view."""
+    a = tl.tensor(array(seed, shape), dtype=tl.float64, requires_grad=True)
+    v = tl.tensor(array(seed + 1, shape[1:]), dtype=tl.float64, requires_grad=True)
+
+    def f(a, v):
+        y = a * 2
+        z = y.transpose(0, 1)[1:]  # a view of a view of y
+        y[0] = v * v
+        return z * a.transpose(0, 1)[1:]
+    assert tl.gradcheck(f, a, v)
+
+
+def test_view_of_a_base_changed_in_place_matches_torch():
+    def build(lib):
+        a = lib.tensor([[1.0, -2.0, 0.5], [3.0, -4.0, 1.5]], dtype=lib.float64, requires_grad=True)
+        v = lib.tensor(2.0, dtype=lib.float64, requires_grad=True)
+        y = a * 3
+        z = y.reshape(-1)
+        w = z + 1  # made before the change: its gradient reaches a everywhere
+        y[0, 1:] = v * v
+        return z * 2 + w, (a, v)
+    _both(build)

@@ -20,7 +20,7 @@ ACTIVATIONS = {
     "silu": ({}, ()), "leaky_relu": ({"negative_slope": 0.2}, (0.0,)), "elu": ({"alpha": 0.7}, (0.0,)),
     "softplus": ({"beta": 2.0, "threshold": 3.0}, (1.5,)), "softsign": ({}, (0.0,)),
     "hardtanh": ({"min_val": -0.5, "max_val": 1.0}, (-0.5, 1.0)), "relu6": ({}, (0.0, 6.0)),
-    "logsigmoid": ({}, ()),
+    "logsigmoid": ({}, ()), "mish": ({}, ()), "selu": ({}, (0.0,)),
 }
 
 
@@ -94,7 +94,7 @@ def test_activation_modules_match_torch():
     modules = [("Tanh", (), {}), ("Sigmoid", (), {}), ("SiLU", (), {}), ("ReLU", (), {}), ("ReLU6", (), {}),
                ("GELU", (), {"approximate": "tanh"}), ("LeakyReLU", (0.2,), {}), ("ELU", (), {"alpha": 0.5}),
                ("Softplus", (), {"beta": 2}), ("Hardtanh", (-2.0, 2.0), {}), ("Softsign", (), {}),
-               ("LogSigmoid", (), {}), ("GLU", (), {"dim": 2}), ("Softmax", (), {"dim": 1}),
+               ("LogSigmoid", (), {}), ("Mish", (), {}), ("SELU", (), {}), ("GLU", (), {"dim": 2}), ("Softmax", (), {"dim": 1}),
                ("LogSoftmax", (2,), {}), ("Softmin", (), {"dim": -1}), ("Identity", (3,), {"x": 1}),
                ("Flatten", (), {}), ("Flatten", (0, 1), {}), ("Unflatten", (2, (2, 2)), {})]
     for name, args, kw in modules:

@@ -123,13 +123,13 @@ def test_layer_norm(device, case):
 
 def test_layer_norm_errors():
     x = tl.randn(2, 3, 4)
-    with pytest.raises(ValueError, match=r"normalized_shape \(3,\) does not match .* \(2, 3, 4\)"):
+    with pytest.raises(RuntimeError, match=r"normalized_shape \(3,\) does not match .* \(2, 3, 4\)"):
         F.layer_norm(x, 3)
-    with pytest.raises(ValueError, match="does not match"):
+    with pytest.raises(RuntimeError, match="does not match"):
         F.layer_norm(x, (2, 3, 4, 1))
-    with pytest.raises(ValueError, match=r"weight has shape \(3,\)"):
+    with pytest.raises(RuntimeError, match=r"weight has shape \(3,\)"):
         F.layer_norm(x, 4, weight=tl.ones(3))
-    with pytest.raises(TypeError, match="one dtype"):
+    with pytest.raises(RuntimeError, match="one dtype"):
         F.layer_norm(x, 4, weight=tl.ones(4, dtype=tl.float64))
 
 
@@ -255,11 +255,11 @@ def test_linear(device, lead, n_in, n_out, has_bias, seed):
 
 
 def test_linear_errors():
-    with pytest.raises(ValueError, match=r"input of shape \(2, 3\) does not match weight of shape \(4, 5\)"):
+    with pytest.raises(RuntimeError, match=r"input of shape \(2, 3\) does not match weight of shape \(4, 5\)"):
         F.linear(tl.ones(2, 3), tl.ones(4, 5))
-    with pytest.raises(ValueError, match=r"bias has shape \(5,\), expected \(4,\)"):
+    with pytest.raises(RuntimeError, match=r"bias has shape \(5,\), expected \(4,\)"):
         F.linear(tl.ones(2, 3), tl.ones(4, 3), tl.ones(5))
-    with pytest.raises(TypeError, match="one dtype"):
+    with pytest.raises(RuntimeError, match="one dtype"):
         F.linear(tl.ones(2, 3), tl.ones(4, 3, dtype=tl.float64))
     with pytest.raises(ValueError, match="2-D"):
         F.linear(tl.ones(2, 3), tl.ones(3))

@@ -71,11 +71,11 @@ def test_masked_fill_tensor_value_against_torch(device):
 def test_clamp_with_tensor_bounds(device, shapes3, seed, which):
     sx, slo, shi = shapes3
     rng = np.random.default_rng(seed)
-    # a 0.1 grid for x and the bounds shifted by 0.05: no element is ever at a bound (the kinks), and the
-    # bounds are 0.1 apart or more, so no tie between lo and hi either
+    # a 0.1 grid for x, lo shifted by 0.05 and hi by 0.04: no element is ever at a bound (the kinks), and lo
+    # and hi are 0.01 apart or more, so no tie between them either
     x_np = np.round(rng.uniform(-2, 2, sx) * 10) / 10
     lo_np = np.round(rng.uniform(-1.5, 0, slo) * 10) / 10 + 0.05
-    hi_np = np.round(rng.uniform(-0.5, 1.5, shi) * 10) / 10 + 0.05  # sometimes below lo: then hi wins
+    hi_np = np.round(rng.uniform(-0.5, 1.5, shi) * 10) / 10 + 0.04  # sometimes below lo: then hi wins
     x, lo, hi = leaf(x_np, device), leaf(lo_np, device), leaf(hi_np, device)
     if which == "both":
         close(x.clamp(lo, hi), np.minimum(np.maximum(x_np, lo_np), hi_np))

@@ -312,14 +312,14 @@ def test_where_mixed_dtypes_keeps_grad_dtypes(device):
                                 lambda a, b: a ** b, lambda a, b: a.maximum(b), lambda a, b: a.minimum(b)])
 def test_broadcast_failure_names_both_shapes(device, fn):
     a, b = tl.ones(2, 3, device=device), tl.ones(4, device=device)
-    with pytest.raises(ValueError, match=r"\(2, 3\).*\(4,\)"):
+    with pytest.raises(RuntimeError, match=r"\(2, 3\).*\(4,\)"):
         fn(a, b)
-    with pytest.raises(ValueError, match=r"\(4,\).*\(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"\(4,\).*\(2, 3\)"):
         fn(b, a)
 
 
 def test_where_broadcast_failure_names_the_shapes(device):
-    with pytest.raises(ValueError, match=r"\(4,\).*\(2, 3\).*\(3,\)"):
+    with pytest.raises(RuntimeError, match=r"\(4,\).*\(2, 3\).*\(3,\)"):
         tl.where(tl.ones(4, device=device) > 0, tl.ones(2, 3, device=device), tl.ones(3, device=device))
 
 
@@ -330,9 +330,9 @@ def test_where_rejects_a_non_bool_condition(device):
 
 def test_masked_fill_rejects_bad_masks(device):
     x = tl.ones(2, 3, device=device)
-    with pytest.raises(TypeError, match="int64"):
+    with pytest.raises(RuntimeError, match="int64"):
         x.masked_fill(tl.tensor([1, 0, 1], device=device), 0.0)
-    with pytest.raises(ValueError, match=r"\(4,\).*\(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"\(4,\).*\(2, 3\)"):
         x.masked_fill(tl.tensor([True, False, True, False], device=device), 0.0)
 
 

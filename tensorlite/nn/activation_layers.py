@@ -43,6 +43,14 @@ class SiLU(_Elementwise):
     fn, settings = F.silu, (("inplace", False),)
 
 
+class SELU(_Elementwise):
+    fn, settings = F.selu, (("inplace", False),)
+
+
+class Mish(_Elementwise):
+    fn, settings = F.mish, (("inplace", False),)
+
+
 class ReLU6(_Elementwise):
     fn, settings = F.relu6, (("inplace", False),)
 

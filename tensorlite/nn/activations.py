@@ -4,7 +4,7 @@
 left as it is): use the returned value, as in ``x = F.relu(x, inplace=True)``.
 """
 from .arguments import check_tensor
-from .fused.activation import ELU, Hardtanh, LeakyReLU, LogSigmoid, SiLU, Softplus, Softsign
+from .fused.activation import ELU, SELU, Hardtanh, LeakyReLU, LogSigmoid, Mish, SiLU, Softplus, Softsign
 
 
 def tanh(input):
@@ -41,6 +41,18 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 def elu(input, alpha=1.0, inplace=False):
     check_tensor(input, "input", "elu")
     return ELU.apply(input, alpha=float(alpha))
+
+
+def selu(input, inplace=False):
+    """scale * elu(x, alpha), alpha = 1.6733 and scale = 1.0507 (PyTorch's constants)."""
+    check_tensor(input, "input", "selu")
+    return SELU.apply(input)
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+    check_tensor(input, "input", "mish")
+    return Mish.apply(input)
 
 
 def softplus(input, beta=1.0, threshold=20.0):

@@ -21,11 +21,12 @@ def check_tensor(x, name, fname, floating=True):
 
 
 def check_same_dtype(fname, **tensors):
-    """TypeError unless the given tensors (None entries skipped) share one dtype: nn functions never promote."""
+    """RuntimeError (PyTorch's type) unless the given tensors (None entries skipped) share one dtype: nn functions
+    never promote."""
     dtypes = {name: t.dtype for name, t in tensors.items() if t is not None}
     if len(set(dtypes.values())) > 1:
         listed = ", ".join(f"{n} {d}" for n, d in dtypes.items())
-        raise TypeError(f"{fname}(): expected tensors of one dtype, got {listed}; convert with .to(dtype)")
+        raise RuntimeError(f"{fname}(): expected tensors of one dtype, got {listed}; convert with .to(dtype)")
 
 
 def check_same_device(fname, **tensors):

@@ -28,8 +28,8 @@ from ..ops.softmax import LogSoftmax, Softmax
 from ..functions import cat
 from ..tensor import Tensor
 from . import reference
-from .activations import (elu, gelu, glu, hardtanh, leaky_relu, logsigmoid, relu, relu6, sigmoid, silu, softplus,
-                          softsign, tanh)
+from .activations import (elu, gelu, glu, hardtanh, leaky_relu, logsigmoid, mish, relu, relu6, selu, sigmoid, silu,
+                          softplus, softsign, tanh)
 from .arguments import (check_dropout_p, check_same_device, check_same_dtype, check_tensor, index_array)
 from .fused.attention import ScaledDotProductAttention, SelfAttention
 from .fused.embedding import Embedding, scatter_add_rows
@@ -93,13 +93,13 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or k > x.ndim or x.shape[x.ndim - k:] != shape:
-        raise ValueError(f"layer_norm(): normalized_shape {shape} does not match the trailing dimensions of the "
+        raise RuntimeError(f"layer_norm(): normalized_shape {shape} does not match the trailing dimensions of the "
                          f"input of shape {tuple(x.shape)}")
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None:
             check_tensor(p, name, "layer_norm")
             if p.shape != shape:
-                raise ValueError(f"layer_norm(): {name} has shape {tuple(p.shape)}, expected normalized_shape {shape}")
+                raise RuntimeError(f"layer_norm(): {name} has shape {tuple(p.shape)}, expected normalized_shape {shape}")
     check_same_dtype("layer_norm", input=x, weight=weight, bias=bias)
     check_same_device("layer_norm", input=x, weight=weight, bias=bias)
     affine = [p for p in (weight, bias) if p is not None]
@@ -159,12 +159,12 @@ def linear(input, weight, bias=None):
     if weight.ndim != 2:
         raise ValueError(f"linear(): weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}")
     if x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear(): input of shape {tuple(x.shape)} does not match weight of shape {tuple(weight.shape)}: "
-                         f"the last input dimension must be in_features={weight.shape[1]}")
+        raise RuntimeError(f"linear(): input of shape {tuple(x.shape)} does not match weight of shape "
+                           f"{tuple(weight.shape)}: the last input dimension must be in_features={weight.shape[1]}")
     if bias is not None:
         check_tensor(bias, "bias", "linear")
         if bias.shape != (weight.shape[0],):
-            raise ValueError(f"linear(): bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
+            raise RuntimeError(f"linear(): bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
     check_same_dtype("linear", input=x, weight=weight, bias=bias)
     check_same_device("linear", input=x, weight=weight, bias=bias)
     return Linear.apply(x, weight, *([bias] if bias is not None else []))

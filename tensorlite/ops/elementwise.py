@@ -10,9 +10,13 @@ from ..backend import erf, get_array_module
 
 
 def check_broadcast(name, *shapes):
-    """The broadcast shape of `shapes`, or a ValueError naming all of them (the same on NumPy and CuPy)."""
-    return broadcast_shape(shapes, f"{name}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be "
-                                   "broadcast together")
+    """The broadcast shape of `shapes`, or a RuntimeError naming all of them (PyTorch's type; the same on
+    NumPy and CuPy)."""
+    try:
+        return broadcast_shape(shapes, f"{name}: shapes {' and '.join(str(tuple(s)) for s in shapes)} cannot be "
+                                       "broadcast together")
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
 
 
 def _select(mask, g):

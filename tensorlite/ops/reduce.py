@@ -59,11 +59,18 @@ class Var(Function):
         for d in self.dims:
             n *= a.shape[d]
         self.dof = n - self.correction
+        self.full = self.dim is None or a.ndim == 0  # PyTorch's full-reduction path (see backward)
         self.centered = a - a.mean(axis=self.dims, keepdims=True)
         return (self.centered ** 2).sum(axis=self.dims, keepdims=self.keepdim) / max(self.dof, 0)
 
     # d var / da = 2 (a - mean) / (N - correction)  (the mean's own term sums to zero)
     def backward(self, g):
+        if self.dof <= 0 and self.full:
+            # PyTorch's backward of a full reduction with N <= correction gives g * var, i.e. g * inf (nan where
+            # all values are equal and var is 0/0) everywhere; matched so that the gradients agree
+            xp = get_array_module(g)
+            var = math.inf if (self.centered != 0).any() else math.nan
+            return xp.full(self.centered.shape, var, dtype=self.centered.dtype) * g
         return _keep_dims(g, self.centered.shape, self.dims, self.keepdim) * self._dvar()
 
     def _dvar(self):

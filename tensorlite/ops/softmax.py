@@ -12,6 +12,9 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        if x.size == 0:  # nothing to normalise (max() of an empty axis would raise): an empty result
+            self.y = x.copy()
+            return self.y
         e = xp.exp(x - x.max(axis=self.dim, keepdims=True))  # shifting by the max keeps exp() <= 1
         self.y = e / e.sum(axis=self.dim, keepdims=True)
         return self.y
@@ -27,6 +30,9 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp = get_array_module(x)
+        if x.size == 0:  # as in Softmax: an empty result
+            self.out = x.copy()
+            return self.out
         shifted = x - x.max(axis=self.dim, keepdims=True)
         self.out = shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
         return self.out

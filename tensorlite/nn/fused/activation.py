@@ -56,6 +56,37 @@ class ELU(Function):
         return backend.get_array_module(g).where(self.pos, g, g * (self.e * self.alpha))
 
 
+class SELU(ELU):
+    """scale * elu(x, alpha) with PyTorch's two constants (self-normalising networks); the gradient at 0 is
+    scale * alpha, the negative side's, as PyTorch's."""
+    saves_inputs = False  # as ELU: backward reads the mask and exp(min(x, 0))
+    alpha = 1.6732632423543772848170429916717
+    scale = 1.0507009873554804934193349852946
+
+    def forward(self, a):
+        return super().forward(a) * self.scale
+
+    def backward(self, g):
+        return super().backward(g * self.scale)
+
+
+class Mish(Function):
+    """x * tanh(softplus(x))."""
+    saves_inputs = True  # backward reads x (and its own tanh)
+
+    def forward(self, a):
+        xp = backend.get_array_module(a)
+        self.a = a
+        self.t = xp.tanh(xp.maximum(a, 0) + xp.log1p(xp.exp(-abs(a))))  # softplus without overflow
+        return a * self.t
+
+    # d = t + x (1 - t^2) sigmoid(x), since d softplus(x) = sigmoid(x)
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        t = self.t
+        return g * (t + self.a * (1 - t * t) * _sigmoid(xp, self.a))
+
+
 class Softplus(Function):
     """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's linear region)."""
     saves_inputs = True  # backward reads x
