@@ -21,8 +21,10 @@ def where(condition, a, b):
         ref = a
     elif isinstance(b, Tensor):
         ref = b
+    elif isinstance(condition, Tensor):  # where(cond, 1.0, 0.0): the numbers take their kind's default dtype
+        ref = condition
     else:
-        raise TypeError("where() needs at least one of a, b to be a tensor")
+        raise TypeError("where() needs a tensor among condition, a and b")
     cond = ref._array(condition)
     if cond.dtype != bool:
         raise TypeError(f"where(): condition must be bool, got {cond.dtype}")
