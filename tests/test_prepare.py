@@ -332,3 +332,39 @@ def test_a_full_or_read_only_disk_is_one_line_and_keeps_the_old_dataset(tmp_path
     monkeypatch.setattr(sinks.TokenFile, "write", real_write)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before and is_prepared(out)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def v7_tar(docs):
+    """A tar in the old V7 layout: no "ustar" magic, only the header checksum says it is a tar."""
+    blocks = []
+    for i, d in enumerate(docs):
+        data = d.encode("utf-8")
+        head = bytearray(512)
+        for offset, value in ((0, f"{i:04d}.txt".encode()), (100, b"0000644\0"), (108, b"0000000\0"),
+                              (116, b"0000000\0"), (124, b"%011o\0" % len(data)), (136, b"00000000000\0"),
+                              (156, b"0")):
+            head[offset:offset + len(value)] = value
+        head[148:156] = b" " * 8
+        head[148:156] = b"%06o\0 " % sum(head)
+        blocks += [bytes(head), data + b"\0" * (-len(data) % 512)]
+    return b"".join(blocks) + b"\0" * 1024
+
+
+def test_tar_content_is_recognised_whatever_its_layout(tmp_path, capsys):
+    """A V7 tar (no magic) is read member by member, an empty tar gives nothing (with a note naming it):
+    neither ends up in the dataset as text with its NUL bytes and headers."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a_v7.xz").write_bytes(lzma.compress(v7_tar(["old layout one", "old layout two"]), preset=0))
+    (src / "b_empty.xz").write_bytes(lzma.compress(b"\0" * 10240, preset=0))
+    (src / "c_text.xz").write_bytes(lzma.compress("plain text, not a tar".encode(), preset=0))
+    meta = prepare("openwebtext", src, tmp_path / "out", val_fraction=0, quiet=True)
+    tok, train, _, _ = load_prepared(tmp_path / "out")
+    assert tok.decode(train) == "old layout one\n\nold layout two\n\nplain text, not a tar\n\n"
+    assert "\0" not in tok.decode(train) and meta["skipped"] == []
+    assert "b_empty.xz holds an empty tar archive" in capsys.readouterr().err
+
+
+def test_is_tar_reads_the_checksum_not_text():
+    assert readers.is_tar(v7_tar(["x"])[:512]) and readers.is_tar(b"\0" * 512)
+    assert not readers.is_tar(b"0000644 " * 64) and not readers.is_tar(b"short")

@@ -69,16 +69,33 @@ def read_document(f):
 
 
 def is_tar(head):
-    """Whether the first 512 bytes of a stream are a (POSIX or GNU) tar header."""
-    return len(head) >= 262 and head[257:262] == b"ustar"
+    """Whether the first 512 bytes of a stream are a tar header, in any layout (POSIX, GNU or the old V7
+    one, which has no "ustar" magic), or an empty tar (a zero block: the end-of-archive marker).
+
+    Every tar header carries a checksum (bytes 148-155, octal): the sum of the header's 512 bytes with
+    those eight counted as spaces. Text almost never satisfies it, so it tells a tar from text whatever
+    the layout, where the magic alone missed V7 tars and read their headers into the dataset as text."""
+    if len(head) < 512:
+        return False
+    if not any(head):
+        return True  # an empty archive
+    field = head[148:156].replace(b"\0", b" ").strip()
+    if not field or any(c not in b"01234567" for c in field):
+        return False
+    return int(field, 8) == sum(head[:148]) + 8 * 32 + sum(head[156:512])
 
 
-def documents_in_xz(raw):
-    """Documents of one OpenWebText `.xz`: an xz-compressed tar of text files, or xz-compressed text."""
+def documents_in_xz(raw, name="?"):
+    """Documents of one OpenWebText `.xz`: an xz-compressed tar of text files, or xz-compressed text.
+    An empty tar contributes nothing, with a note naming the file."""
     with lzma.open(raw) as f:
         head = f.read(512)
         f.seek(0)
-        if is_tar(head):
+        if is_tar(head) and not any(head):
+            while f.read(CHUNK_BYTES):  # still read to the end: a truncated stream fails here, not silently
+                pass
+            warn(f"{name} holds an empty tar archive: nothing taken from it")
+        elif is_tar(head):
             with tarfile.open(fileobj=f, mode="r|") as tar:
                 for member in tar:
                     if member.isfile():
@@ -104,14 +121,14 @@ class Unit:
                 yield from read_document(f)
         elif self.member is None:
             with open(self.path, "rb") as f:
-                yield from documents_in_xz(f)
+                yield from documents_in_xz(f, self.name)
         else:
             if self.path not in outer_tars:
                 for t in outer_tars.values():
                     t.close()
                 outer_tars.clear()
                 outer_tars[self.path] = tarfile.open(self.path, mode="r:")
-            yield from documents_in_xz(outer_tars[self.path].extractfile(self.member))
+            yield from documents_in_xz(outer_tars[self.path].extractfile(self.member), self.name)
 
 
 def find_units(corpus, src):
