@@ -368,3 +368,30 @@ def test_tar_content_is_recognised_whatever_its_layout(tmp_path, capsys):
 def test_is_tar_reads_the_checksum_not_text():
     assert readers.is_tar(v7_tar(["x"])[:512]) and readers.is_tar(b"\0" * 512)
     assert not readers.is_tar(b"0000644 " * 64) and not readers.is_tar(b"short")
+
+
+def test_text_input_that_is_binary_is_skipped_and_xz_text_is_decompressed(tmp_path, capsys):
+    """prepare text: random bytes and a file with NUL bytes are skipped with a warning naming them (and
+    listed in meta.json); an .xz of text is read decompressed; a Latin-1 text (a few odd bytes) is kept."""
+    src = tmp_path / "books"
+    src.mkdir()
+    (src / "a.txt").write_text("a real book\n", encoding="utf-8")
+    (src / "b.txt").write_bytes(np.random.default_rng(0).integers(1, 256, 5000, dtype=np.uint8).tobytes())
+    (src / "c.txt").write_bytes(b"text with a NUL\0 inside")
+    (src / "d.txt").write_bytes(lzma.compress("compressed book".encode(), preset=0))
+    (src / "e.txt").write_bytes(b"caf\xe9 au lait, cr\xe8me br\xfbl\xe9e")
+    meta = prepare("text", src, tmp_path / "out", val_fraction=0, quiet=True)
+    tok, train, _, _ = load_prepared(tmp_path / "out")
+    assert tok.decode(train) == "a real book\n\n\ncompressed book\n\ncaf\ufffd au lait, cr\ufffdme br\ufffdl\ufffde\n\n"
+    reasons = {s["name"]: s["reason"] for s in meta["skipped"]}
+    assert sorted(reasons) == ["b.txt", "c.txt"]
+    assert reasons["b.txt"].startswith("b.txt is not UTF-8 text") and "NUL bytes" in reasons["c.txt"]
+    err = capsys.readouterr().err
+    assert "skipping b.txt is not UTF-8 text" in err and "skipping c.txt holds NUL bytes" in err
+
+
+def test_a_single_xz_given_as_text_is_decompressed(tmp_path):
+    (tmp_path / "book.txt.xz").write_bytes(lzma.compress(("line of a book\n" * 50).encode(), preset=0))
+    prepare("text", tmp_path / "book.txt.xz", tmp_path / "out", val_fraction=0.1, quiet=True)
+    tok, train, val, _ = load_prepared(tmp_path / "out")
+    assert (tok.decode(train) + tok.decode(val)).replace("\n\n", "\n").count("line of a book") == 50

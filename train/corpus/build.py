@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from train.corpus.dataset import (FORMAT, FORMAT_VERSION, move_into_place, split_tail, staging_folder,
                                   token_dtype, write_meta)
-from train.corpus.readers import CORRUPT, PrepareError, find_units, split_units, warn
+from train.corpus.readers import CORRUPT, NotText, PrepareError, find_units, split_units, warn
 from train.cli import os_error_line
 from train.corpus.sinks import Batcher, CharCounts, TokenFile
 from train.tokenizers import BPETokenizer, CharTokenizer
@@ -63,6 +63,10 @@ class _Run:
                     on_file_done(unit)
                     bar.update(1)
                     break
+                except NotText as e:
+                    on_file_failed(unit)
+                    self.skipped[unit.name] = str(e)
+                    warn(f"skipping {e}")
                 except CORRUPT as e:
                     on_file_failed(unit)
                     self.skipped[unit.name] = f"{type(e).__name__}: {e}"

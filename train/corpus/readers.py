@@ -19,6 +19,15 @@ CHUNK_BYTES = 4 << 20      # documents are read in pieces of at most this many b
 CORRUPT = (tarfile.TarError, lzma.LZMAError, EOFError, OSError)  # a damaged source file: skip it, go on
 
 
+XZ_MAGIC = b"\xfd7zXZ\x00"   # how every .xz file starts
+TEXT_SAMPLE = 1 << 16      # the bytes of a text file looked at to tell text from binary data
+MAX_BAD_SHARE = 0.25       # a share of undecodable bytes above this (or any NUL byte) is binary, not text
+
+
+class NotText(ValueError):
+    """A file given as text holds binary data: it is skipped, with a warning naming it."""
+
+
 class PrepareError(UserError, ValueError):
     """Bad input to preparation (a flag, or a --src without readable text): the CLI prints it as one line
     and exits with status 2."""
@@ -106,6 +115,19 @@ def documents_in_xz(raw, name="?"):
             yield from read_document(f)
 
 
+def check_text(sample, name):
+    """NotText if `sample` (a file's first bytes) looks like binary data: a NUL byte (text never has one),
+    or more than MAX_BAD_SHARE of its bytes outside valid UTF-8 (a Latin-1 text has a few: it is kept,
+    its odd bytes read as U+FFFD)."""
+    if b"\0" in sample:
+        raise NotText(f"{name} holds NUL bytes: binary data, not text")
+    # U+FFFD that decoding adds, not ones the text holds (a character cut at the sample's end adds at most 3)
+    bad = sample.decode("utf-8", errors="replace").count("\ufffd") - \
+        sample.decode("utf-8", errors="ignore").count("\ufffd")
+    if sample and bad > MAX_BAD_SHARE * len(sample):
+        raise NotText(f"{name} is not UTF-8 text ({bad} of its first {len(sample)} bytes are not): binary data?")
+
+
 # ---------------------------------------------------------------- units: the source files
 class Unit:
     """One source file: a top-level file, or an `.xz` member of an outer `.tar` subset."""
@@ -117,8 +139,13 @@ class Unit:
         """Pieces of this file's documents; `outer_tars` ({path: open TarFile}) keeps the subset tar open
         between its members, so its index is read once rather than once per member."""
         if self.kind == "text":
-            with open(self.path, "rb") as f:
-                yield from read_document(f)
+            with open(self.path, "rb") as raw:
+                compressed = raw.read(len(XZ_MAGIC)) == XZ_MAGIC
+                raw.seek(0)
+                with (lzma.open(raw) if compressed else raw) as f:  # an .xz of text is decompressed, not read
+                    check_text(f.read(TEXT_SAMPLE), self.name)
+                    f.seek(0)
+                    yield from read_document(f)
         elif self.member is None:
             with open(self.path, "rb") as f:
                 yield from documents_in_xz(f, self.name)
