@@ -395,3 +395,20 @@ def test_a_single_xz_given_as_text_is_decompressed(tmp_path):
     prepare("text", tmp_path / "book.txt.xz", tmp_path / "out", val_fraction=0.1, quiet=True)
     tok, train, val, _ = load_prepared(tmp_path / "out")
     assert (tok.decode(train) + tok.decode(val)).replace("\n\n", "\n").count("line of a book") == 50
+
+
+@pytest.mark.parametrize("into", [0, 300, 700])  # at a header, inside a header, inside the member's data
+def test_outer_tar_damaged_inside_a_member_keeps_every_member_before_it(tmp_path, into):
+    docs, _ = make_owt(tmp_path / "src", n_subset=6)
+    outer = tmp_path / "src" / "urlsf_subset00.tar"
+    with tarfile.open(outer) as t:
+        offsets = [m.offset for m in t.getmembers()]
+    outer.write_bytes(outer.read_bytes()[:offsets[3] + into])  # members 0, 1, 2 are whole
+    meta = prepare("openwebtext", tmp_path / "src", tmp_path / "out", val_fraction=0, quiet=True)
+    tok, train, _, _ = load_prepared(tmp_path / "out")
+    kept = [n for n in meta["split"]["train"] if n.startswith("urlsf_subset00.tar/")]
+    assert kept == [f"urlsf_subset00.tar/openwebtext/urlsf_subset00-{k}_data.xz" for k in range(3)]
+    assert tok.decode(train) == stream(docs, meta["split"]["train"], "\n\n")
+    reason = {s["name"]: s["reason"] for s in meta["skipped"]}["urlsf_subset00.tar"]
+    last = 3 if into > 512 else 2  # a member whose header was read is named (and skipped as truncated itself)
+    assert f"damaged after member 'openwebtext/urlsf_subset00-{last}_data.xz'" in reason

@@ -130,7 +130,7 @@ def check_text(sample, name):
 
 # ---------------------------------------------------------------- units: the source files
 class Unit:
-    """One source file: a top-level file, or an `.xz` member of an outer `.tar` subset."""
+    """One source file: a top-level file, or an `.xz` member (its TarInfo) of an outer `.tar` subset."""
 
     def __init__(self, name, path, member=None, kind="xz"):
         self.name, self.path, self.member, self.kind = name, path, member, kind
@@ -179,18 +179,26 @@ def find_units(corpus, src):
         if corpus == "text":
             units.append(Unit(name, path, kind="text"))
         elif path.suffix == ".tar":
+            # Each member is kept as its TarInfo (where its bytes are), so reading it later never needs the
+            # tar's whole index: a tar damaged after some members still gives every member before the damage.
+            listed, last = 0, None
             try:
                 with tarfile.open(path, mode="r:") as outer:
                     end = 0
                     for m in outer:
                         end = m.offset_data + -(-m.size // 512) * 512
+                        last = m.name
                         if m.isfile() and m.name.endswith(".xz"):
-                            units.append(Unit(f"{name}/{m.name}", path, member=m.name))
+                            units.append(Unit(f"{name}/{m.name}", path, member=m))
+                            listed += 1
                 if path.stat().st_size < end + 1024:  # a whole tar ends with two zero blocks after its last member
                     raise tarfile.ReadError("it ends without the end-of-archive marker (truncated?)")
             except CORRUPT as e:
-                skipped.append((name, f"cannot list the tar (members after the damage are lost): {e}"))
-                warn(f"skipping the unreadable part of {name}: {e}")
+                where = f"after member {last!r}" if last else "before its first member"
+                reason = (f"the tar is damaged {where} ({e}): its {listed} member(s) up to there are read, "
+                          "any after it are lost")
+                skipped.append((name, reason))
+                warn(f"{name}: {reason}")
         else:
             units.append(Unit(name, path))
     if not units:
