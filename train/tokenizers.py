@@ -18,6 +18,7 @@ from itertools import chain, repeat
 import numpy as np
 
 from train.errors import UserError
+from train.pretokenize import GPT2_SPLIT, MAX_PIECE_CHARS, SPLIT_PATTERNS, split_pattern, split_pieces
 
 N_CODEPOINTS = 0x110000
 UNKNOWN_CHAR = "\ufffd"  # what an unknown character decodes to: the Unicode replacement character
@@ -155,15 +156,6 @@ class CharTokenizer:
         return cls(list(chars), unk=unk)
 
 
-# GPT-2's pre-tokenizer splits text into contractions, words, numbers, punctuation runs and whitespace, each
-# word keeping its leading space. GPT-2 writes it with \p{L} / \p{N}, which the stdlib `re` lacks:
-# [^\W\d_] is "a word character that is not a digit or underscore" (letters, plus other numerics such as ½),
-# \d is a decimal digit, and (?:[^\s\w]|_) is everything else that is not whitespace. The alternatives
-# together match every character, so joining the pieces gives back the text (tests check this).
-GPT2_SPLIT = r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d+| ?(?:[^\s\w]|_)+|\s+(?!\S)|\s+"""
-# The split patterns a tokenizer may use, by name. A checkpoint stores the name, never a regex: a pattern
-# from a file would be compiled and run on every prompt, and a crafted one ("(a|aa)+$") takes forever.
-SPLIT_PATTERNS = {"gpt2": GPT2_SPLIT}
 EOT = "<|endoftext|>"
 MAX_MERGES = 1 << 20       # a vocabulary of a million tokens; GPT-4's has 100k
 MAX_TOKEN_BYTES = 1 << 16  # one token's bytes: each merge may double them, so a crafted list could reach 2**n
@@ -171,16 +163,6 @@ MAX_EOT_CHARS = 64
 _NO_RANK = 1 << 62
 
 
-def split_pattern(pattern):
-    """(name, regex text) of a known split pattern, given its name or its exact text; ValueError otherwise."""
-    if isinstance(pattern, str):
-        if pattern in SPLIT_PATTERNS:
-            return pattern, SPLIT_PATTERNS[pattern]
-        for name, text in SPLIT_PATTERNS.items():
-            if pattern == text:
-                return name, text
-    shown = pattern[:60] if isinstance(pattern, str) else pattern
-    raise ValueError(f"unknown split pattern {shown!r}: expected one of {sorted(SPLIT_PATTERNS)}")
 
 
 def _is_int(x):
@@ -226,8 +208,13 @@ class BPETokenizer:
     CACHE_LIMIT = 1 << 20  # pieces; the cache is cleared when it grows past this, so memory stays bounded
     LONG_PIECE = 48        # bytes; longer pieces use the heap-based merge (linear-ish instead of quadratic)
 
-    def __init__(self, merges, pattern="gpt2", eot=EOT):
-        """merges: pairs of ids; pattern: the name of a split pattern in SPLIT_PATTERNS (or its exact text)."""
+    def __init__(self, merges, pattern="gpt2", eot=EOT, max_piece=MAX_PIECE_CHARS):
+        """merges: pairs of ids; pattern: the name of a split pattern in SPLIT_PATTERNS (or its exact text);
+        max_piece: the longest pre-token in characters (None: no limit, as in files from before it)."""
+        if max_piece is not None and not (_is_int(max_piece) and 1 <= max_piece <= MAX_TOKEN_BYTES):
+            raise ValueError(f"BPETokenizer: max_piece must be an integer in [1, {MAX_TOKEN_BYTES}] or None, "
+                             f"got {str(max_piece)[:40]!r}")
+        self.max_piece = None if max_piece is None else int(max_piece)
         merges = list(merges)
         if len(merges) > MAX_MERGES:
             raise ValueError(f"BPETokenizer: {len(merges)} merges, more than the {MAX_MERGES} allowed")
@@ -267,7 +254,7 @@ class BPETokenizer:
 
     # ---------------------------------------------------------------- training
     @classmethod
-    def train(cls, texts, vocab_size, pattern="gpt2", eot=EOT, min_pair_count=2):
+    def train(cls, texts, vocab_size, pattern="gpt2", eot=EOT, min_pair_count=2, max_piece=MAX_PIECE_CHARS):
         """Learn vocab_size - 257 merges from an iterable of strings (fewer if pairs run out).
 
         Pair counts are kept up to date incrementally: a merge only touches the distinct words that contain
@@ -277,10 +264,10 @@ class BPETokenizer:
         """
         if vocab_size < 257:
             raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}")
-        regex = re.compile(split_pattern(pattern)[1])
+        findall = re.compile(split_pattern(pattern)[1]).findall
         counts = Counter()
         for text in texts:
-            counts.update(regex.findall(text))
+            counts.update(split_pieces(findall, text, max_piece))
         words = [list(w.encode("utf-8", "surrogatepass")) for w in counts]
         freqs = list(counts.values())
         pair_counts = Counter()
@@ -327,7 +314,7 @@ class BPETokenizer:
                 else:
                     del pair_counts[p]
             pair_counts.pop(pair, None)
-        return cls(merges, pattern=pattern, eot=eot)
+        return cls(merges, pattern=pattern, eot=eot, max_piece=max_piece)
 
     # ---------------------------------------------------------------- encoding
     def _encode_piece(self, piece):
@@ -377,7 +364,7 @@ class BPETokenizer:
         cache = self._cache
         if len(cache) > self.CACHE_LIMIT:
             cache.clear()
-        pieces = self.regex.findall(text)
+        pieces = split_pieces(self.regex.findall, text, self.max_piece)
         return np.fromiter(chain.from_iterable(map(cache.__getitem__, pieces)), dtype=np.int32)
 
     def encode(self, text, unknown="error"):
@@ -389,8 +376,9 @@ class BPETokenizer:
         cache = self._cache
         if len(cache) > self.CACHE_LIMIT:
             cache.clear()
-        split, get, eot = self.regex.findall, cache.__getitem__, (self.eot_id,)
-        parts = (chain(chain.from_iterable(map(get, split(t))), eot if end else ()) for t, end in pieces)
+        findall, limit, get, eot = self.regex.findall, self.max_piece, cache.__getitem__, (self.eot_id,)
+        parts = (chain(chain.from_iterable(map(get, split_pieces(findall, t, limit))), eot if end else ())
+                 for t, end in pieces)
         return np.fromiter(chain.from_iterable(parts), dtype=np.int32)
 
     def decode(self, ids):
@@ -407,16 +395,17 @@ class BPETokenizer:
 
     def to_dict(self):
         return {"kind": self.kind, "merges": [list(m) for m in self.merges], "pattern": self.pattern_name,
-                "eot": self.eot}
+                "eot": self.eot, "max_piece": self.max_piece}
 
     @classmethod
     def from_dict(cls, d):
         """From to_dict's output. Files written before patterns had names hold the pattern's text: it is
         accepted only when it is exactly one of SPLIT_PATTERNS."""
-        _check_keys(d, {"kind", "merges"}, {"pattern", "eot"})
+        _check_keys(d, {"kind", "merges"}, {"pattern", "eot", "max_piece"})
         if not isinstance(d["merges"], list):
             raise ValueError(f"'merges' must be a list of [id, id] pairs, got {type(d['merges']).__name__}")
-        return cls(d["merges"], pattern=d.get("pattern", "gpt2"), eot=d.get("eot", EOT))
+        return cls(d["merges"], pattern=d.get("pattern", "gpt2"), eot=d.get("eot", EOT),
+                   max_piece=d.get("max_piece"))  # absent: a file from before the limit, encoded without cuts
 
 
 def _check_keys(d, required, optional=()):
