@@ -129,3 +129,20 @@ def leaf(arr, device, dtype=None):
     """A tensor that requires grad, float64 unless told, on `device` (the test's fixture)."""
     import tensorlite as tl
     return tl.tensor(arr, dtype=dtype or tl.float64, device=device, requires_grad=True)
+
+
+def agree(fused, composed, arrays, device, rtol=1e-7, atol=1e-9, seed=0):
+    """fused(*leaves) and composed(*leaves) give the same output and the same input gradients."""
+    import tensorlite as tl
+    a = [leaf(x, device) for x in arrays]
+    b = [leaf(x, device) for x in arrays]
+    out_a, out_b = fused(*a), composed(*b)
+    np.testing.assert_allclose(out_a.detach().numpy(), out_b.detach().numpy(), rtol=rtol, atol=atol)
+    v = np.random.default_rng(seed).standard_normal(out_a.shape)
+    (out_a * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
+    (out_b * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x.grad is not None and y.grad is not None, f"input {i} got no gradient"
+        np.testing.assert_allclose(x.grad.detach().numpy(), y.grad.detach().numpy(), rtol=1e-6, atol=1e-9,
+                                   err_msg=f"gradient of input {i}")
+    return out_a

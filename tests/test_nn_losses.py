@@ -10,27 +10,13 @@ import tensorlite as tl
 import tensorlite.nn as nn
 import tensorlite.nn.functional as F
 from tensorlite.nn import reference as R
-from strategies import array, leaf, seeds
+from strategies import agree, array, leaf, seeds
 
 try:
     import torch
 except ImportError:  # PyTorch is an optional oracle
     torch = None
 needs_torch = pytest.mark.skipif(torch is None, reason="PyTorch is not installed")
-
-
-def agree(fused, composed, arrays, device, rtol=1e-7, atol=1e-9, seed=0):
-    """fused(*leaves) and composed(*leaves) give the same output and the same input gradients."""
-    a = [leaf(x, device) for x in arrays]
-    b = [leaf(x, device) for x in arrays]
-    out_a, out_b = fused(*a), composed(*b)
-    np.testing.assert_allclose(out_a.detach().numpy(), out_b.detach().numpy(), rtol=rtol, atol=atol)
-    v = np.random.default_rng(seed).standard_normal(out_a.shape)
-    (out_a * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
-    (out_b * tl.tensor(v, device=device, dtype=tl.float64)).sum().backward()
-    for i, (x, y) in enumerate(zip(a, b)):
-        np.testing.assert_allclose(x.grad.detach().numpy(), y.grad.detach().numpy(), rtol=1e-6, atol=1e-9, err_msg=f"input {i}")
-    return out_a
 
 
 def against_torch(ours, theirs, arrays, rtol=1e-10, atol=1e-12, grads=True):

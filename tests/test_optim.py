@@ -7,6 +7,7 @@ import pytest
 import tensorlite as tl
 from tensorlite.optim import SGD, AdamW, Optimizer, clip_grad_norm_, clip_grad_value_
 from tensorlite.optim.lr_scheduler import Constant, LRScheduler, WarmupCosine, warmup_cosine_lr
+from test_kernels import NumpyElementwiseKernel  # the kernel's source run on NumPy
 
 SHAPES = [(3, 4), (5,), ()]
 
@@ -751,26 +752,6 @@ def test_adam_options_per_group_match_torch(name):
     compare_state(pair[3], pair[4])
 
 
-class StatementKernel:
-    """cupy.ElementwiseKernel's calling convention, running our kernel's body statement by statement on
-    NumPy arrays (the body is assignments of arithmetic and sqrt, which read the same in C and Python)."""
-
-    def __init__(self, in_params, out_params, body, name):
-        self.ins = [p.split()[1] for p in in_params.split(",")]
-        self.outs = [p.split()[1] for p in out_params.split(",")]
-        self.statements = [s.strip() for s in body.split(";") if s.strip()]
-
-    def __call__(self, *args):
-        dtype = args[-1].dtype
-        env = {"sqrt": np.sqrt, **{n: np.asarray(a, dtype) for n, a in zip(self.ins, args)}}
-        env.update(zip(self.outs, args[len(self.ins):]))
-        for statement in self.statements:
-            target, expr = (s.strip() for s in statement.split("=", 1))
-            env[target] = eval(expr, {"__builtins__": {}}, env)
-        for n, out in zip(self.outs, args[len(self.ins):]):
-            out[...] = env[n]
-
-
 @pytest.mark.parametrize("config", [dict(weight_decay=0.1), dict(weight_decay=0.1, maximize=True),
                                     dict(maximize=True), dict(weight_decay=0.1, amsgrad=True)], ids=cfg_id)
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
@@ -781,7 +762,7 @@ def test_fused_kernel_path_equals_the_array_path(monkeypatch, name, config):
     import tensorlite.optim.adamw as optim_adamw
 
     class FakeCupy:
-        ElementwiseKernel = StatementKernel
+        ElementwiseKernel = NumpyElementwiseKernel
     monkeypatch.setattr(kernels_adamw, "_kernel", None)
     monkeypatch.setattr(optim_adamw, "adamw_kernel", lambda xp: kernels_adamw.adamw_kernel(FakeCupy))
     rng = np.random.default_rng(1)
