@@ -314,7 +314,7 @@ def _topological_order(root):
         if expanded:
             order.append((t, node))
             continue
-        key = id(t) if node is None else id(node)
+        key = _key(t, node)
         if key in visited:
             continue
         visited.add(key)
@@ -323,7 +323,7 @@ def _topological_order(root):
             if getattr(node, "released", False):
                 raise RuntimeError(_FREED)
             for inp, parent, needed in zip(node.inputs, node.parents, node.needs_input_grad):
-                if needed and (id(inp) if parent is None else id(parent)) not in visited:
+                if needed and _key(inp, parent) not in visited:
                     stack.append((inp, parent, False))
     return order
 
@@ -367,7 +367,7 @@ def backward(root, gradient=None, retain_graph=False):
     grads = {_key(root, root._ctx): gradient}
     handed_out = set()  # ids of the arrays stored in some .grad during this call
     for t, ctx in reversed(_topological_order(root)):
-        g = grads.pop(id(t) if ctx is None else id(ctx), None)
+        g = grads.pop(_key(t, ctx), None)
         if g is not None and (ctx is None or (t._retains_grad and t._ctx is ctx)):
             _accumulate(t, g, handed_out)
         if g is not None and ctx is not None:
@@ -385,7 +385,7 @@ def backward(root, gradient=None, retain_graph=False):
                 if ig.shape != inp.data.shape:
                     raise RuntimeError(f"{type(ctx).__name__}.backward returned a gradient of shape {tuple(ig.shape)} "
                                        f"for an input of shape {tuple(inp.shape)}")
-                key = id(inp) if parent is None else id(parent)
+                key = _key(inp, parent)
                 prev = grads.get(key)
                 if prev is not None:
                     ig = _array(prev + ig)
