@@ -385,9 +385,9 @@ def test_text_input_that_is_binary_is_skipped_and_xz_text_is_decompressed(tmp_pa
     assert tok.decode(train) == "a real book\n\n\ncompressed book\n\ncaf\ufffd au lait, cr\ufffdme br\ufffdl\ufffde\n\n"
     reasons = {s["name"]: s["reason"] for s in meta["skipped"]}
     assert sorted(reasons) == ["b.txt", "c.txt"]
-    assert reasons["b.txt"].startswith("b.txt is not UTF-8 text") and "NUL bytes" in reasons["c.txt"]
+    assert reasons["b.txt"].startswith("it is not UTF-8 text") and "NUL bytes" in reasons["c.txt"]
     err = capsys.readouterr().err
-    assert "skipping b.txt is not UTF-8 text" in err and "skipping c.txt holds NUL bytes" in err
+    assert "skipping b.txt: it is not UTF-8 text" in err and "skipping c.txt: it holds NUL bytes" in err
 
 
 def test_a_single_xz_given_as_text_is_decompressed(tmp_path):

@@ -66,7 +66,7 @@ class _Run:
                 except NotText as e:
                     on_file_failed(unit)
                     self.skipped[unit.name] = str(e)
-                    warn(f"skipping {e}")
+                    warn(f"skipping {unit.name}: {e}")
                 except CORRUPT as e:
                     on_file_failed(unit)
                     self.skipped[unit.name] = f"{type(e).__name__}: {e}"

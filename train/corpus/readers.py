@@ -25,7 +25,7 @@ MAX_BAD_SHARE = 0.25       # a share of undecodable bytes above this (or any NUL
 
 
 class NotText(ValueError):
-    """A file given as text holds binary data: it is skipped, with a warning naming it."""
+    """A file given as text holds binary data: it is skipped, with a warning naming it (the message says why)."""
 
 
 class PrepareError(UserError, ValueError):
@@ -115,17 +115,17 @@ def documents_in_xz(raw, name="?"):
             yield from read_document(f)
 
 
-def check_text(sample, name):
+def check_text(sample):
     """NotText if `sample` (a file's first bytes) looks like binary data: a NUL byte (text never has one),
     or more than MAX_BAD_SHARE of its bytes outside valid UTF-8 (a Latin-1 text has a few: it is kept,
     its odd bytes read as U+FFFD)."""
     if b"\0" in sample:
-        raise NotText(f"{name} holds NUL bytes: binary data, not text")
+        raise NotText("it holds NUL bytes: binary data, not text")
     # U+FFFD that decoding adds, not ones the text holds (a character cut at the sample's end adds at most 3)
     bad = sample.decode("utf-8", errors="replace").count("\ufffd") - \
         sample.decode("utf-8", errors="ignore").count("\ufffd")
     if sample and bad > MAX_BAD_SHARE * len(sample):
-        raise NotText(f"{name} is not UTF-8 text ({bad} of its first {len(sample)} bytes are not): binary data?")
+        raise NotText(f"it is not UTF-8 text ({bad} of its first {len(sample)} bytes are not): binary data?")
 
 
 # ---------------------------------------------------------------- units: the source files
@@ -143,7 +143,7 @@ class Unit:
                 compressed = raw.read(len(XZ_MAGIC)) == XZ_MAGIC
                 raw.seek(0)
                 with (lzma.open(raw) if compressed else raw) as f:  # an .xz of text is decompressed, not read
-                    check_text(f.read(TEXT_SAMPLE), self.name)
+                    check_text(f.read(TEXT_SAMPLE))
                     f.seek(0)
                     yield from read_document(f)
         elif self.member is None:
