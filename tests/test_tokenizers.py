@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from train.pretokenize import split_reference
 from train.tokenizers import (EOT, GPT2_SPLIT, BPETokenizer, CharTokenizer, UnknownCharacterError,
                               tokenizer_from_dict)
 
@@ -120,9 +121,8 @@ def naive_train(text, n_merges, pattern=GPT2_SPLIT):
 
 
 def naive_encode(tok, text):
-    import re
     ids = []
-    for piece in re.findall(tok.pattern, text):
+    for piece in split_reference(text, tok.max_piece):
         s = list(piece.encode("utf-8"))
         for r, (a, b) in enumerate(tok.merges):
             out, i = [], 0

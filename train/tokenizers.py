@@ -11,14 +11,13 @@ Both offer `encode(text) -> list`, `encode_array(text) -> np.ndarray` (the fast 
 document separator), `decode(ids)`, `vocab_size`, `to_dict()` / `from_dict()`.
 """
 import heapq
-import re
-from collections import Counter
 from itertools import chain, repeat
 
 import numpy as np
 
+from train.bpe_train import BATCH_CHARS, batches, count_pieces, learn_merges, merge
 from train.errors import UserError
-from train.pretokenize import GPT2_SPLIT, MAX_PIECE_CHARS, SPLIT_PATTERNS, split_pattern, split_pieces
+from train.pretokenize import GPT2_SPLIT, MAX_PIECE_CHARS, SPLIT_PATTERNS, split_batch, split_pattern  # noqa: F401
 
 N_CODEPOINTS = 0x110000
 UNKNOWN_CHAR = "\ufffd"  # what an unknown character decodes to: the Unicode replacement character
@@ -169,31 +168,41 @@ def _is_int(x):
     return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
-def _merge(ids, pair, new):
-    """Replace every non-overlapping occurrence of `pair`, left to right, by `new`."""
-    a, b = pair
-    out = []
-    i, n = 0, len(ids)
-    while i < n:
-        if ids[i] == a and i + 1 < n and ids[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
-
-
-class _PieceCache(dict):
-    """pre-token string -> tuple of ids; misses are encoded on the fly."""
+class _PieceTable(dict):
+    """pre-token string -> its row in a table of encodings (misses are encoded on the fly). The encodings
+    are kept as one flat int32 array with each row's start and length, so a whole batch of pre-tokens turns
+    into ids with a few NumPy gathers instead of one Python step per id."""
 
     def __init__(self, encode_piece):
         super().__init__()
         self.encode_piece = encode_piece
+        self.new = []  # encodings of the rows added since the last sync()
+        self.flat = np.zeros(0, dtype=np.int32)
+        self.start = np.zeros(0, dtype=np.int64)
+        self.length = np.zeros(0, dtype=np.int64)
 
     def __missing__(self, piece):
-        ids = self[piece] = self.encode_piece(piece)
-        return ids
+        row = self[piece] = len(self)
+        self.new.append(self.encode_piece(piece))
+        return row
+
+    def sync(self):
+        """Append the new rows' encodings to the arrays."""
+        if self.new:
+            length = np.fromiter(map(len, self.new), dtype=np.int64, count=len(self.new))
+            self.start = np.concatenate([self.start, len(self.flat) + np.cumsum(length) - length])
+            self.length = np.concatenate([self.length, length])
+            self.flat = np.concatenate([self.flat, np.fromiter(chain.from_iterable(self.new), dtype=np.int32)])
+            self.new = []
+
+    def ids(self, pieces):
+        """(ids of all the pieces in order, number of ids of each piece)."""
+        rows = np.fromiter(map(self.__getitem__, pieces), dtype=np.int64, count=len(pieces))
+        self.sync()
+        length = self.length[rows]
+        before = np.cumsum(length) - length  # where each piece's ids go in the output
+        at = np.arange(int(length.sum())) + np.repeat(self.start[rows] - before, length)
+        return self.flat[at], length
 
 
 class BPETokenizer:
@@ -205,7 +214,8 @@ class BPETokenizer:
     """
 
     kind = "bpe"
-    CACHE_LIMIT = 1 << 20  # pieces; the cache is cleared when it grows past this, so memory stays bounded
+    CACHE_LIMIT = 1 << 19  # pieces (~60 MB); the cache is cleared when it grows past this: memory stays bounded
+    BATCH_CHARS = BATCH_CHARS  # text is split and encoded in batches of about this size (memory stays bounded)
     LONG_PIECE = 48        # bytes; longer pieces use the heap-based merge (linear-ish instead of quadratic)
 
     def __init__(self, merges, pattern="gpt2", eot=EOT, max_piece=MAX_PIECE_CHARS):
@@ -234,7 +244,6 @@ class BPETokenizer:
             raise ValueError(f"BPETokenizer: the end-of-text token must be a string of 1 to {MAX_EOT_CHARS} "
                              f"characters, got {str(eot)[:80]!r}")
         self.pattern_name, self.pattern = split_pattern(pattern)
-        self.regex = re.compile(self.pattern)
         self.eot = eot
         self.eot_id = 256 + len(self.merges)
         table = [bytes([i]) for i in range(256)]
@@ -242,7 +251,7 @@ class BPETokenizer:
             table.append(table[a] + table[b])
         table.append(eot.encode("utf-8"))
         self.token_bytes = table
-        self._cache = _PieceCache(self._encode_piece)
+        self._cache = _PieceTable(self._encode_piece)
 
     @property
     def vocab_size(self):
@@ -255,65 +264,18 @@ class BPETokenizer:
     # ---------------------------------------------------------------- training
     @classmethod
     def train(cls, texts, vocab_size, pattern="gpt2", eot=EOT, min_pair_count=2, max_piece=MAX_PIECE_CHARS):
-        """Learn vocab_size - 257 merges from an iterable of strings (fewer if pairs run out).
+        """Learn vocab_size - 257 merges from an iterable of strings (fewer if pairs run out)."""
+        return cls.train_from_counts(count_pieces(texts, max_piece), vocab_size, pattern, eot, min_pair_count,
+                                     max_piece)
 
-        Pair counts are kept up to date incrementally: a merge only touches the distinct words that contain
-        the pair (found through an index pair -> words), and the best pair comes from a max-heap with lazy
-        deletion. Ties between equally frequent pairs go to the smallest (left id, right id), so training
-        on the same input always gives the same merges.
-        """
+    @classmethod
+    def train_from_counts(cls, counts, vocab_size, pattern="gpt2", eot=EOT, min_pair_count=2,
+                          max_piece=MAX_PIECE_CHARS):
+        """Learn the merges from {pre-token: count} (count_pieces of the training text; see bpe_train)."""
         if vocab_size < 257:
             raise ValueError(f"vocab_size must be >= 257 (256 bytes + end-of-text), got {vocab_size}")
-        findall = re.compile(split_pattern(pattern)[1]).findall
-        counts = Counter()
-        for text in texts:
-            counts.update(split_pieces(findall, text, max_piece))
-        words = [list(w.encode("utf-8", "surrogatepass")) for w in counts]
-        freqs = list(counts.values())
-        pair_counts = Counter()
-        where = {}  # pair -> indices of words that contain (or once contained) it
-        for wi, w in enumerate(words):
-            f = freqs[wi]
-            for p in zip(w, w[1:]):
-                pair_counts[p] += f
-                where.setdefault(p, set()).add(wi)
-        heap = [(-c, p) for p, c in pair_counts.items()]
-        heapq.heapify(heap)
-        merges = []
-        while len(merges) < vocab_size - 257 and heap:
-            negc, pair = heapq.heappop(heap)
-            count = pair_counts.get(pair, 0)
-            if count != -negc:
-                continue  # stale entry: the pair's current count was pushed separately
-            if count < min_pair_count:
-                break
-            new = 256 + len(merges)
-            merges.append(pair)
-            delta = Counter()
-            for wi in where.pop(pair):
-                w = words[wi]
-                if len(w) < 2:
-                    continue
-                merged = _merge(w, pair, new)
-                if len(merged) == len(w):
-                    continue  # the index is a superset: this word lost the pair in an earlier merge
-                f = freqs[wi]
-                for p in zip(w, w[1:]):
-                    delta[p] -= f
-                for p in zip(merged, merged[1:]):
-                    delta[p] += f
-                    where.setdefault(p, set()).add(wi)
-                words[wi] = merged
-            for p, d in delta.items():
-                if d == 0:
-                    continue
-                c = pair_counts[p] + d
-                if c > 0:
-                    pair_counts[p] = c
-                    heapq.heappush(heap, (-c, p))
-                else:
-                    del pair_counts[p]
-            pair_counts.pop(pair, None)
+        split_pattern(pattern)  # only gpt2's exists, and count_pieces splits with it
+        merges = learn_merges(counts, vocab_size - 257, min_pair_count)
         return cls(merges, pattern=pattern, eot=eot, max_piece=max_piece)
 
     # ---------------------------------------------------------------- encoding
@@ -326,7 +288,7 @@ class BPETokenizer:
             r = min(map(get, zip(ids, ids[1:]), none))
             if r == _NO_RANK:
                 break
-            ids = _merge(ids, merges[r], 256 + r)
+            ids = merge(ids, merges[r], 256 + r)[0]
         return tuple(ids)
 
     def _encode_long(self, ids):
@@ -361,25 +323,27 @@ class BPETokenizer:
     def encode_array(self, text, unknown="error"):
         """int32 array of ids (`unknown` is accepted for a common signature: bytes are never unknown)."""
         _check_unknown(unknown)
-        cache = self._cache
-        if len(cache) > self.CACHE_LIMIT:
-            cache.clear()
-        pieces = split_pieces(self.regex.findall, text, self.max_piece)
-        return np.fromiter(chain.from_iterable(map(cache.__getitem__, pieces)), dtype=np.int32)
+        return self.encode_stream([(text, False)])
 
     def encode(self, text, unknown="error"):
         """List of ids. The end-of-text token is never produced from text: '<|endoftext|>' in text is bytes."""
         return self.encode_array(text, unknown).tolist()
 
     def encode_stream(self, pieces):
-        """Ids of many (text, ends_document) pieces at once, the end-of-text token after each document."""
-        cache = self._cache
-        if len(cache) > self.CACHE_LIMIT:
-            cache.clear()
-        findall, limit, get, eot = self.regex.findall, self.max_piece, cache.__getitem__, (self.eot_id,)
-        parts = (chain(chain.from_iterable(map(get, split_pieces(findall, t, limit))), eot if end else ())
-                 for t, end in pieces)
-        return np.fromiter(chain.from_iterable(parts), dtype=np.int32)
+        """Ids of many (text, ends_document) pieces at once, the end-of-text token after each document.
+        Each text is split on its own (pre-tokens never span two), but a whole batch goes through NumPy."""
+        out = [np.zeros(0, dtype=np.int32)]
+        for batch in batches(pieces, self.BATCH_CHARS):
+            if len(self._cache) > self.CACHE_LIMIT:
+                self._cache = _PieceTable(self._encode_piece)
+            words, count = split_batch([t for t, _ in batch], self.max_piece)
+            ids, length = self._cache.ids(words)
+            # the end-of-text token goes after the last id of each text that ends a document
+            ends = np.fromiter((e for _, e in batch), dtype=bool, count=len(batch))
+            ids_per_text = np.bincount(np.repeat(np.arange(len(batch)), count), weights=length,
+                                       minlength=len(batch)).astype(np.int64)
+            out.append(np.insert(ids, np.cumsum(ids_per_text)[ends], self.eot_id))
+        return np.concatenate(out)
 
     def decode(self, ids):
         """Text of the ids; byte sequences that are not valid UTF-8 (a cut-off sample) become U+FFFD."""
