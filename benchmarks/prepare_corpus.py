@@ -1,8 +1,8 @@
 """Benchmark corpus preparation (train.corpus, run through `python -m train.prepare`) and the BPE tokenizer
 on a synthetic OpenWebText.
 
-    python -m benchmarks.prepare_corpus [--size_mb 1024] [--bpe_vocab 8192] [--workdir DIR] [--keep]
-                                        [--words TEXT_FILE]
+    python -m benchmarks.prepare_corpus [--size_mb 256] [--bpe_vocab 8192] [--workers 1,N] [--workdir DIR]
+                                        [--keep] [--words TEXT_FILE] [--train_mb 100] [--out FILE.json]
 
 1. Generates an OpenWebText-shaped corpus of --size_mb MB of uncompressed text under --workdir (default:
    a new temporary directory): outer `.tar` subsets holding `.xz` files (each an xz-compressed tar of `.txt`
@@ -10,12 +10,17 @@ on a synthetic OpenWebText.
    from a Zipf distribution over the vocabulary of --words (default: the default training corpus, if it is
    in the download cache; else a generated word list), so it compresses roughly like real text. xz preset 0
    keeps generation quick.
-2. Runs `python -m train.prepare openwebtext --tokenizer char` on it as a child process and reports the
-   throughput in MB/s of uncompressed text and the child's peak memory (VmHWM, i.e. peak RSS).
-3. Trains a BPE tokenizer on --bpe_sample_mb of the text (time), measures its encode speed in MB/s (cold
-   and warm piece cache), and runs the preparation with --tokenizer bpe on a --bpe_prepare_mb corpus.
+2. Runs `python -m train.prepare openwebtext --tokenizer char` on it as a child process, once per count of
+   --workers, and reports the throughput in MB/s of uncompressed text, the peak memory (VmHWM, peak RSS)
+   of the main process and of the busiest worker.
+3. Trains a BPE tokenizer on --bpe_sample_mb of the text (time) and measures its encode speed in one
+   process in MB/s (cold and warm piece cache); runs the preparation with --tokenizer bpe on a
+   --bpe_prepare_mb corpus at each count of --workers.
+4. Trains BPE (--bpe_vocab) on --train_mb of text of which 5% are long runs without whitespace (base64,
+   DNA, hex), the input that used to stall training, and reports the time.
 """
 import argparse
+import base64
 import io
 import json
 import lzma
@@ -36,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from train.corpus import load_prepared  # noqa: E402
 from train.data import default_corpus_text  # noqa: E402
+from train.corpus.pool import default_workers  # noqa: E402
 from train.tokenizers import BPETokenizer  # noqa: E402
 
 POOL_CHARS = 48 << 20  # the text documents are cut from: large enough that documents rarely repeat
@@ -130,17 +136,42 @@ def run_prepare(src, out, *extra):
     proc = subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t0
     rss_kib = int(proc.stdout.split("MAXRSS")[-1])  # both are in KiB on Linux
-    meta = load_prepared(out)[3]  # also checks that the dataset is whole
-    return seconds, rss_kib / 1024, meta
+    load_prepared(out)  # checks that the dataset is whole
+    timings = json.loads((Path(out) / "timings.json").read_text())
+    return seconds, {"main": rss_kib / 1024, "worker": timings["peak_rss_MB"]["worker"]}, timings
+
+
+def long_run_text(n_chars, seed=0, long_share=0.05, words_file=""):
+    """About n_chars of Zipf words with long_share of it in runs of 1-100 KB without whitespace (base64 of
+    random bytes, DNA, hex), one run per line."""
+    rng = np.random.default_rng(seed)
+    parts, size, long_size = [], 0, 0
+    pool = text_pool(rng, min(n_chars, 16 << 20), words_file)
+    while size < n_chars:
+        if long_size < long_share * size:
+            n = int(rng.integers(1000, 100_000))
+            kind = int(rng.integers(3))
+            run = (base64.b64encode(rng.bytes(n * 3 // 4)).decode() if kind == 0 else
+                   "".join(rng.choice(list("ACGT"), n)) if kind == 1 else rng.bytes(n // 2).hex())
+            parts.append(run + "\n")
+            long_size += len(run)
+            size += len(run) + 1
+        else:
+            start = int(rng.integers(0, len(pool) - (1 << 20)))
+            parts.append(pool[start:start + (1 << 20)])
+            size += 1 << 20
+    return "".join(parts)[:n_chars]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size_mb", type=int, default=1024)
+    ap.add_argument("--size_mb", type=int, default=256, help="the corpus for the char preparation")
     ap.add_argument("--bpe_vocab", type=int, default=8192)
     ap.add_argument("--bpe_sample_mb", type=int, default=10)
     ap.add_argument("--encode_mb", type=int, default=32)
     ap.add_argument("--bpe_prepare_mb", type=int, default=64)
+    ap.add_argument("--train_mb", type=int, default=100, help="BPE training on text with long runs (0: skip)")
+    ap.add_argument("--workers", default=f"1,{default_workers()}", help="worker counts to run, comma-separated")
     ap.add_argument("--workdir", default=None, help="where the corpus and outputs go (default: a new temporary "
                                                     "directory)")
     ap.add_argument("--words", default="",
@@ -148,24 +179,35 @@ def main(argv=None):
                          "does not exist (default: the default training corpus, the book in the package)")
     ap.add_argument("--keep", action="store_true", help="keep the generated corpus and outputs")
     ap.add_argument("--skip_char", action="store_true")
+    ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args(argv)
+    worker_counts = sorted({int(w) for w in args.workers.split(",")})
     work = Path(args.workdir or tempfile.mkdtemp(prefix="prepare_bench_"))
-    results = {}
+    results = {"cores": default_workers()}
+
+    def prepare_runs(kind, src, raw, *extra):
+        rows = {}
+        for w in worker_counts:
+            secs, rss, timings = run_prepare(src, work / f"out_{kind}", "--workers", str(w), *extra)
+            shutil.rmtree(work / f"out_{kind}", ignore_errors=True)
+            rows[w] = {"text_MB": raw / 1e6, "seconds": secs, "MB_per_s": raw / 1e6 / secs,
+                       "encode_pass_MB_per_s": timings["encode_MB_per_s"], "peak_rss_MB": rss,
+                       **({"bpe_train_seconds": timings["bpe_train_seconds"]} if "bpe_train_seconds" in timings
+                          else {})}
+            print(f"{kind} prepare, {w} worker(s): {raw / 1e6:.0f} MB in {secs:.1f} s = {raw / 1e6 / secs:.1f} MB/s "
+                  f"overall, encoding pass {timings['encode_MB_per_s']:.1f} MB/s; peak RSS main {rss['main']:.0f} MB, "
+                  f"worker {rss['worker']:.0f} MB", flush=True)
+        base = rows[worker_counts[0]]["encode_pass_MB_per_s"]
+        for w, row in rows.items():
+            row["encode_speedup"] = row["encode_pass_MB_per_s"] / base
+        return rows
+
     try:
         if not args.skip_char:
             raw, comp, gen_s = make_corpus(work / "owt", args.size_mb, args.words)
             print(f"corpus: {raw / 1e6:.0f} MB text, {comp / 1e6:.0f} MB compressed, generated in {gen_s:.0f} s",
                   flush=True)
-            secs, rss, meta = run_prepare(work / "owt", work / "out_char", "--min_char_count", "1000")
-            shutil.rmtree(work / "out_char", ignore_errors=True)
-            results["char"] = {"text_MB": raw / 1e6, "compressed_MB": comp / 1e6, "seconds": secs,
-                               "MB_per_s": raw / 1e6 / secs, "peak_rss_MB": rss,
-                               "encode_pass_seconds": meta["encode_seconds"],
-                               "tokens": meta["counts"]["train_tokens"] + meta["counts"]["val_tokens"],
-                               "vocab_size": meta["vocab_size"]}
-            print(f"char prepare: {raw / 1e6:.0f} MB in {secs:.1f} s = {raw / 1e6 / secs:.1f} MB/s "
-                  f"(two passes; encoding pass {meta['encode_seconds']:.1f} s), peak RSS {rss:.0f} MB, "
-                  f"vocab {meta['vocab_size']}", flush=True)
+            results["char"] = prepare_runs("char", work / "owt", raw, "--min_char_count", "1000")
             shutil.rmtree(work / "owt", ignore_errors=True)
 
         rng = np.random.default_rng(1)
@@ -188,22 +230,28 @@ def main(argv=None):
                           "bytes_per_token": nbytes / len(ids)}
         print(f"BPE: trained {tok.vocab_size} tokens on {len(sample) / 1e6:.1f} MB in {train_s:.1f} s; "
               f"encode {speeds[0]:.1f} MB/s (cold cache), {speeds[1]:.1f} MB/s (warm), "
-              f"{nbytes / len(ids):.2f} bytes/token", flush=True)
+              f"{nbytes / len(ids):.2f} bytes/token, one process", flush=True)
+        del text, sample, rest, docs, pieces, ids
 
         if args.bpe_prepare_mb:
             raw, comp, _ = make_corpus(work / "owt_small", args.bpe_prepare_mb, args.words, seed=2)
-            secs, rss, meta = run_prepare(work / "owt_small", work / "out_bpe", "--tokenizer", "bpe",
-                                             "--vocab_size", str(args.bpe_vocab),
-                                             "--bpe_sample_bytes", str(args.bpe_sample_mb << 20))
-            results["bpe_prepare"] = {"text_MB": raw / 1e6, "seconds": secs, "MB_per_s": raw / 1e6 / secs,
-                                      "encode_pass_seconds": meta["encode_seconds"],
-                                      "encode_pass_MB_per_s": raw / 1e6 / meta["encode_seconds"],
-                                      "bpe_train_seconds": meta["tokenizer_info"]["bpe_train_seconds"],
-                                      "peak_rss_MB": rss}
-            print(f"BPE prepare: {raw / 1e6:.0f} MB in {secs:.1f} s = {raw / 1e6 / secs:.1f} MB/s overall; "
-                  f"encoding pass {raw / 1e6 / meta['encode_seconds']:.1f} MB/s; BPE training "
-                  f"{meta['tokenizer_info']['bpe_train_seconds']:.1f} s", flush=True)
+            results["bpe_prepare"] = prepare_runs("bpe", work / "owt_small", raw, "--tokenizer", "bpe",
+                                                  "--vocab_size", str(args.bpe_vocab),
+                                                  "--bpe_sample_bytes", str(args.bpe_sample_mb << 20))
+            shutil.rmtree(work / "owt_small", ignore_errors=True)
+
+        if args.train_mb:
+            text = long_run_text(args.train_mb << 20, words_file=args.words)
+            t0 = time.perf_counter()
+            tok = BPETokenizer.train([text[i:i + 5000] for i in range(0, len(text), 5000)], args.bpe_vocab)
+            secs = time.perf_counter() - t0
+            results["bpe_train_long_runs"] = {"text_MB": len(text) / 1e6, "long_run_share": 0.05,
+                                              "vocab_size": tok.vocab_size, "seconds": secs}
+            print(f"BPE training with long runs: {tok.vocab_size} tokens on {len(text) / 1e6:.0f} MB (5% in runs "
+                  f"without whitespace) in {secs:.1f} s, one process", flush=True)
         print(json.dumps(results, indent=1))
+        if args.out:
+            Path(args.out).write_text(json.dumps(results, indent=1))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -35,18 +35,25 @@ def test_read_document_pieces_join_back(text, chunk):
     assert not any(bad for _, _, bad in pieces)
 
 
-def test_batcher_rolls_back_a_file_already_handed_over(monkeypatch):
-    monkeypatch.setattr(sinks, "BATCH_BYTES", 4)
-    counts = sinks.CharCounts()
-    batcher = sinks.Batcher(counts)
-    batcher.add("aa", True)
-    batcher.commit()
-    batcher.add("bbbbbb", False)  # over BATCH_BYTES: handed to the sink after a mark
-    batcher.rollback()
-    batcher.add("c", True)
-    batcher.commit()
-    batcher.flush()
-    assert counts.counter() == {"a": 2, "c": 1, "\n": 2}
+def test_a_unit_that_fails_midway_contributes_nothing(tmp_path, monkeypatch):
+    """work.py reads a unit whole or not at all: a truncated .xz already handed to the encoder in batches
+    leaves no part file and no counts, and says why."""
+    import lzma
+    from train.corpus import work
+    from train.tokenizers import CharTokenizer
+    monkeypatch.setattr(sinks, "BATCH_CHARS", 4)
+    monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
+    path = tmp_path / "b.xz"
+    path.write_bytes(lzma.compress(("partial " * 4000).encode(), preset=0)[:-40])
+    unit = readers.Unit("b.xz", path)
+    work.init(CharTokenizer.from_text("partil ").to_dict(), "uint8")
+    part = tmp_path / "part.bin"
+    result = work.encode_unit(unit, part)
+    assert not result.ok and "EOFError" in result.reason and "b.xz" in result.warning and not part.exists()
+    assert result.chars > 0  # it had read (and encoded) some of it before the damage
+    counted = work.count_chars(unit)
+    assert not counted.ok and counted.counts is None
+    work.close()
 
 
 def test_errors_are_user_errors_and_value_errors():
@@ -97,4 +104,4 @@ def test_load_prepared_arrays(prepared):
         train[0] = 1
     assert len(train) == meta["counts"]["train_tokens"] and len(val) == meta["counts"]["val_tokens"] > 0
     assert tok.decode(np.concatenate([train, val])) == "hello world, a small text\n" * 20 + "\n\n"
-    assert sorted(p.name for p in prepared.iterdir()) == ["meta.json", "train.bin", "val.bin"]  # no temporaries
+    assert sorted(p.name for p in prepared.iterdir()) == ["meta.json", "timings.json", "train.bin", "val.bin"]  # no temporaries

@@ -100,12 +100,12 @@ def test_split_is_by_file_deterministic_and_seeded(tmp_path):
 
 
 def crash_on_file(monkeypatch, k, watch):
-    """Make the k-th source file opened (counting both passes) raise partway through its documents.
-    Returns a list that gets the names in directory `watch` at the moment of the crash."""
+    """Make the k-th source file opened (counting both passes) raise partway through its documents (in this
+    process: prepare with workers=1). Returns a list that gets the names in directory `watch` at the moment of the crash."""
     real, opened, seen = readers.Unit.documents, [0], []
-    def documents(self, outer_tars):
+    def documents(self, outer_tars, note=readers.warn):
         opened[0] += 1
-        pieces = real(self, outer_tars)
+        pieces = real(self, outer_tars, note)
         if opened[0] == k:
             yield next(pieces)
             seen.extend(sorted(p.name for p in watch.iterdir()))
@@ -119,7 +119,7 @@ def test_interrupted_run_leaves_no_dataset(tmp_path, monkeypatch):
     docs, _ = make_owt(tmp_path / "src")
     seen = crash_on_file(monkeypatch, len(docs) + 1 + 3, tmp_path)  # the counting pass opens every file
     with pytest.raises(RuntimeError, match="simulated"):
-        prepare("openwebtext", tmp_path / "src", tmp_path / "out", quiet=True)
+        prepare("openwebtext", tmp_path / "src", tmp_path / "out", quiet=True, workers=1)
     assert any(n.startswith(".out.tmp") for n in seen)  # it crashed while writing
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no temporary directory left either
@@ -132,7 +132,7 @@ def test_interrupted_forced_run_keeps_the_old_dataset(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         crash_on_file(m, len(docs) + 1 + 2, tmp_path)
         with pytest.raises(RuntimeError):
-            prepare("openwebtext", tmp_path / "src", tmp_path / "out", quiet=True, force=True)
+            prepare("openwebtext", tmp_path / "src", tmp_path / "out", quiet=True, force=True, workers=1)
     assert (tmp_path / "out" / "train.bin").read_bytes() == before
     load_prepared(tmp_path / "out")
     prepare("openwebtext", tmp_path / "src", tmp_path / "out", quiet=True, force=True, tokenizer="bpe", vocab_size=300)
@@ -174,7 +174,7 @@ def test_text_folder_and_non_utf8(tmp_path):
 def test_single_big_text_is_split_by_tail_in_chunks(tmp_path, monkeypatch):
     # tiny chunks and batches: documents arrive in many pieces and batches are handed over mid-file
     monkeypatch.setattr(readers, "CHUNK_BYTES", 7)
-    monkeypatch.setattr(sinks, "BATCH_BYTES", 20)
+    monkeypatch.setattr(sinks, "BATCH_CHARS", 20)
     book = "".join(f"Line {i}: naïve café 東京 🌍\n" for i in range(60))
     (tmp_path / "book.txt").write_text(book, encoding="utf-8")
     for tokenizer in ("char", "bpe"):
@@ -190,13 +190,13 @@ def test_single_big_text_is_split_by_tail_in_chunks(tmp_path, monkeypatch):
 
 def test_truncated_file_rolls_back_what_it_already_wrote(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CHUNK_BYTES", 64)
-    monkeypatch.setattr(sinks, "BATCH_BYTES", 100)  # the truncated file is handed to the encoder before it fails
+    monkeypatch.setattr(sinks, "BATCH_CHARS", 100)  # the truncated file is handed to the encoder before it fails
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.xz").write_bytes(lzma.compress(b"good document", preset=0))
     (src / "b.xz").write_bytes(lzma.compress(("partial " * 4000).encode(), preset=0)[:-40])
     (src / "c.xz").write_bytes(lzma.compress(b"another good one", preset=0))
-    meta = prepare("openwebtext", src, tmp_path / "out", val_fraction=0, quiet=True)
+    meta = prepare("openwebtext", src, tmp_path / "out", val_fraction=0, quiet=True, workers=1)
     tok, train, val, _ = load_prepared(tmp_path / "out")
     assert [s["name"] for s in meta["skipped"]] == ["b.xz"]
     assert tok.decode(train) == "good document\n\nanother good one\n\n"
@@ -322,8 +322,16 @@ def test_a_full_or_read_only_disk_is_one_line_and_keeps_the_old_dataset(tmp_path
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     real_write = sinks.TokenFile.write
 
-    def full(self, pieces):  # the disk fills up (or turns read-only) while the tokens are written
-        raise OSError(code, os.strerror(code))
+    class Full:  # a file on a disk that has filled up (or turned read-only)
+        closed = False
+        def write(self, data):
+            raise OSError(code, os.strerror(code))
+        flush = close = lambda self: None
+
+    def full(self, pieces):  # ... while the tokens are written
+        self.f.close()
+        self.f = Full()
+        return real_write(self, pieces)
     monkeypatch.setattr(sinks.TokenFile, "write", full)
     rc = cli_main(main, ["text", "--src", str(src), "--out", str(out), "--force", "--quiet"])
     err = capsys.readouterr().err

@@ -30,6 +30,9 @@ def build_parser():
                              "1000 for openwebtext)")
     parser.add_argument("--val_fraction", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1337)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that read and encode, one source file at a time each (default: one per "
+                             "CPU core); the output is the same whatever the number")
     parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     return parser
@@ -44,7 +47,8 @@ def main(argv=None):
     try:
         prepare(args.corpus, args.src, args.out, tokenizer=args.tokenizer, vocab_size=args.vocab_size,
                 min_char_count=args.min_char_count, bpe_sample_bytes=args.bpe_sample_bytes,
-                val_fraction=args.val_fraction, seed=args.seed, force=args.force, quiet=args.quiet)
+                val_fraction=args.val_fraction, seed=args.seed, force=args.force, quiet=args.quiet,
+                workers=args.workers)
     except KeyboardInterrupt as exc:
         print("interrupted: nothing was written to --out", file=sys.stderr)
         exc.reported = True  # cli_main says nothing more

@@ -2,8 +2,11 @@
 
     readers.py   finding the source files (units) of a corpus, splitting them train/val, and streaming
                  their documents: OpenWebText's outer .tar subsets of .xz tars, plain .xz text, .txt files
-    sinks.py     where the text goes: a Batcher (each source file a transaction: commit or rollback) in
-                 front of CharCounts (pass 1 of a char tokenizer) or TokenFile (pass 2: ids to a .bin)
+    sinks.py     where encoded text goes: TokenFile appends the ids of batches of text to a file
+    work.py      what is done with one source file (count characters, count pre-tokens, encode it into
+                 its part file), whole or not at all, in a worker process or the main one
+    pool.py      the worker processes (--workers): results in file order, so the output never depends on
+                 how many there are; they stop on Ctrl-C and when the main process is killed
     dataset.py   the format on disk (train.bin, val.bin, meta.json): its writer helpers and its loader
                  `is_prepared` / `load_prepared`
     build.py     `prepare(...)`: the two passes that tie them together

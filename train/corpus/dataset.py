@@ -1,7 +1,9 @@
 """The prepared dataset on disk: a directory with train.bin, val.bin (token ids, one dtype) and meta.json.
 
-meta.json says the format and its version, the tokenizer, the dtype and how many tokens each .bin holds.
-It is written last, so its presence marks the directory whole; the writer helpers build the directory in
+meta.json says the format and its version, the tokenizer, the dtype and how many tokens each .bin holds;
+it depends only on the input and the flags, never on the machine or the number of workers (how long each
+pass took, and on how many workers, is in timings.json beside it, which nothing reads back). It is written
+last, so its presence marks the directory whole; the writer helpers build the directory in
 a temporary folder beside its destination and rename it into place at the very end, so an interrupted run
 leaves nothing that `load_prepared` would take as whole, and an older dataset stays until the new one is
 complete. `load_prepared` checks every declared size against the files before it maps them.

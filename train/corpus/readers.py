@@ -94,16 +94,16 @@ def is_tar(head):
     return int(field, 8) == sum(head[:148]) + 8 * 32 + sum(head[156:512])
 
 
-def documents_in_xz(raw, name="?"):
+def documents_in_xz(raw, name="?", note=warn):
     """Documents of one OpenWebText `.xz`: an xz-compressed tar of text files, or xz-compressed text.
-    An empty tar contributes nothing, with a note naming the file."""
+    An empty tar contributes nothing, with a note (a line passed to `note`) naming the file."""
     with lzma.open(raw) as f:
         head = f.read(512)
         f.seek(0)
         if is_tar(head) and not any(head):
             while f.read(CHUNK_BYTES):  # still read to the end: a truncated stream fails here, not silently
                 pass
-            warn(f"{name} holds an empty tar archive: nothing taken from it")
+            note(f"{name} holds an empty tar archive: nothing taken from it")
         elif is_tar(head):
             with tarfile.open(fileobj=f, mode="r|") as tar:
                 for member in tar:
@@ -130,14 +130,17 @@ def check_text(sample):
 
 # ---------------------------------------------------------------- units: the source files
 class Unit:
-    """One source file: a top-level file, or an `.xz` member (its TarInfo) of an outer `.tar` subset."""
+    """One source file: a top-level file, or an `.xz` member (its TarInfo) of an outer `.tar` subset.
+    `size` is its size on disk (compressed), what the progress bar counts."""
 
     def __init__(self, name, path, member=None, kind="xz"):
         self.name, self.path, self.member, self.kind = name, path, member, kind
+        self.size = member.size if member is not None else Path(path).stat().st_size
 
-    def documents(self, outer_tars):
+    def documents(self, outer_tars, note=warn):
         """Pieces of this file's documents; `outer_tars` ({path: open TarFile}) keeps the subset tar open
-        between its members, so its index is read once rather than once per member."""
+        between its members, so it is opened once rather than once per member. `note` gets the lines worth
+        telling the user (an empty archive)."""
         if self.kind == "text":
             with open(self.path, "rb") as raw:
                 compressed = raw.read(len(XZ_MAGIC)) == XZ_MAGIC
@@ -148,19 +151,19 @@ class Unit:
                     yield from read_document(f)
         elif self.member is None:
             with open(self.path, "rb") as f:
-                yield from documents_in_xz(f, self.name)
+                yield from documents_in_xz(f, self.name, note)
         else:
             if self.path not in outer_tars:
                 for t in outer_tars.values():
                     t.close()
                 outer_tars.clear()
                 outer_tars[self.path] = tarfile.open(self.path, mode="r:")
-            yield from documents_in_xz(outer_tars[self.path].extractfile(self.member), self.name)
+            yield from documents_in_xz(outer_tars[self.path].extractfile(self.member), self.name, note)
 
 
 def find_units(corpus, src):
     """(units, skipped): every source file under `src`, sorted by name; outer tars that cannot be listed
-    (or only partly) are reported in `skipped` as (name, reason)."""
+    (or only partly) are reported in `skipped` as (name, reason, bytes of the tar lost)."""
     src = Path(src)
     if not src.exists():
         raise PrepareError(f"--src {str(src)!r} does not exist")
@@ -181,10 +184,9 @@ def find_units(corpus, src):
         elif path.suffix == ".tar":
             # Each member is kept as its TarInfo (where its bytes are), so reading it later never needs the
             # tar's whole index: a tar damaged after some members still gives every member before the damage.
-            listed, last = 0, None
+            listed, last, end = 0, None, 0
             try:
                 with tarfile.open(path, mode="r:") as outer:
-                    end = 0
                     for m in outer:
                         end = m.offset_data + -(-m.size // 512) * 512
                         last = m.name
@@ -197,7 +199,7 @@ def find_units(corpus, src):
                 where = f"after member {last!r}" if last else "before its first member"
                 reason = (f"the tar is damaged {where} ({e}): its {listed} member(s) up to there are read, "
                           "any after it are lost")
-                skipped.append((name, reason))
+                skipped.append((name, reason, max(path.stat().st_size - end, 0)))
                 warn(f"{name}: {reason}")
         else:
             units.append(Unit(name, path))
