@@ -157,9 +157,10 @@ def long_run_text(n_chars, seed=0, long_share=0.05, words_file=""):
             long_size += len(run)
             size += len(run) + 1
         else:
-            start = int(rng.integers(0, len(pool) - (1 << 20)))
-            parts.append(pool[start:start + (1 << 20)])
-            size += 1 << 20
+            n = min(1 << 20, len(pool) // 2)
+            start = int(rng.integers(0, len(pool) - n))
+            parts.append(pool[start:start + n])
+            size += n
     return "".join(parts)[:n_chars]
 
 

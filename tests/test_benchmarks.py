@@ -398,3 +398,22 @@ def test_measure_calls_sync_at_the_end_of_each_sample():
     events = []
     common.measure(lambda: events.append("f"), repeats=2, warmup=1, min_sample_s=0, sync=lambda: events.append("s"))
     assert events == ["f", "s", "f", "s", "f", "s", "f", "s"]  # warm-up, calibration, two samples
+
+
+# ---------------------------------------------------------------- prepare_corpus
+def test_prepare_corpus_tiny(tmp_path, monkeypatch, capsys):
+    from benchmarks import prepare_corpus
+    monkeypatch.setattr(prepare_corpus, "POOL_CHARS", 1 << 21)
+    out = tmp_path / "prepare.json"
+    prepare_corpus.main(["--size_mb", "1", "--bpe_vocab", "300", "--bpe_sample_mb", "1", "--encode_mb", "1",
+                         "--bpe_prepare_mb", "1", "--train_mb", "1", "--workers", "1,2", "--workdir",
+                         str(tmp_path / "work"), "--out", str(out)])
+    results = json.loads(out.read_text())
+    for kind in ("char", "bpe_prepare"):
+        assert set(results[kind]) == {"1", "2"}
+        for row in results[kind].values():
+            assert row["MB_per_s"] > 0 and row["peak_rss_MB"]["main"] > 0 and row["encode_speedup"] > 0
+        assert results[kind]["2"]["peak_rss_MB"]["worker"] > 0  # measured in the workers
+    assert results["bpe"]["encode_MB_per_s_warm"] > 0 and results["bpe_train_long_runs"]["seconds"] > 0
+    assert not (tmp_path / "work").exists()  # removed without --keep
+    assert "char prepare, 2 worker(s)" in capsys.readouterr().out

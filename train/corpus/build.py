@@ -29,7 +29,7 @@ from train.cli import os_error_line
 from train.corpus import work
 from train.corpus.dataset import (FORMAT, FORMAT_VERSION, move_into_place, split_tail, staging_folder,
                                   token_dtype, write_meta)
-from train.corpus.pool import Pool, WorkerDied, default_workers
+from train.corpus.pool import Pool, WorkerDied, default_workers, start_server
 from train.corpus.readers import PrepareError, find_units, split_units, warn
 from train.pretokenize import MAX_PIECE_CHARS
 from train.tokenizers import BPETokenizer, CharTokenizer
@@ -155,6 +155,8 @@ def prepare(corpus, src, out, tokenizer="char", vocab_size=8192, min_char_count=
     split_method = "by_file" if len(units) > 1 else "tail"
     train_units = [u for u in units if u.name not in val_names]
     run = _Run(units, skipped, quiet, workers)
+    if workers > 1 and len(units) > 1:
+        start_server()  # its imports overlap with the first pass
     timings = {"workers": max(1, min(workers, len(units)))}  # the workers a pass can use: one per unit at most
     try:
         if tokenizer == "char":

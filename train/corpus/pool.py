@@ -25,6 +25,27 @@ def default_workers():
         return os.cpu_count() or 1
 
 
+PRELOAD = ["train.corpus.worker_preload"]
+
+
+def _context():
+    """forkserver: workers are forked from a clean server process, never from this one (which may hold
+    threads, such as a progress bar's), after it imported PRELOAD; spawn where there is no fork."""
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def start_server():
+    """Start the fork server now, in the background (a pass that runs before the workers are needed
+    overlaps with its imports); nothing to do where workers are spawned."""
+    if _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+        forkserver.ensure_running()
+
+
 class WorkerDied(RuntimeError):
     """A worker process ended without answering (killed, or out of memory)."""
 
@@ -72,12 +93,7 @@ class Pool:
             if initializer is not None:
                 initializer(*initargs)
             return
-        methods = multiprocessing.get_all_start_methods()
-        # forkserver: workers are forked from a clean server process, never from this one (which may hold
-        # threads, such as a progress bar's); spawn where there is no fork
-        ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        if ctx.get_start_method() == "forkserver":
-            ctx.set_forkserver_preload(["train.corpus.work"])
+        ctx = _context()
         for _ in range(self.n):
             here, there = ctx.Pipe()
             proc = ctx.Process(target=_serve, args=(there, initializer, initargs), daemon=True)

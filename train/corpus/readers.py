@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from train.errors import UserError
 
-CHUNK_BYTES = 4 << 20      # documents are read in pieces of at most this many bytes
+CHUNK_BYTES = 1 << 20      # documents are read in pieces of at most this many bytes (what BPE splits at once)
 CORRUPT = (tarfile.TarError, lzma.LZMAError, EOFError, OSError)  # a damaged source file: skip it, go on
 
 

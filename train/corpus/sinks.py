@@ -5,7 +5,7 @@ faster than one at a time, and the batch bounds the memory a worker needs whatev
 """
 import os
 
-BATCH_CHARS = 8 << 20      # text is encoded in batches of about this many characters
+BATCH_CHARS = 4 << 20      # text is encoded in batches of about this many characters
 
 
 class WriteFailed(Exception):

@@ -14,7 +14,7 @@ import numpy as np
 from train.corpus.readers import CORRUPT, NotText
 from train.corpus import sinks
 from train.corpus.sinks import TokenFile, WriteFailed
-from train.pretokenize import split_batch
+from train import bpe_train
 from train.tokenizers import tokenizer_from_dict
 
 _state = {"tokenizer": None, "dtype": None, "outer_tars": {}}  # per process: set by init()
@@ -115,7 +115,7 @@ def count_pieces(unit, budget, max_piece):
     """The BPE sample: a Counter of the unit's pre-tokens, over its first `budget` characters or more
     (reading stops after the piece that reaches the budget)."""
     counts = Counter()
-    result = _read(unit, lambda batch: counts.update(split_batch([t for t, _ in batch], max_piece)[0]), budget)
+    result = _read(unit, lambda batch: counts.update(bpe_train.count_pieces([t for t, _ in batch], max_piece)), budget)
     result.counts = counts if result.ok else None
     return result
 
