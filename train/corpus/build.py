@@ -255,7 +255,8 @@ def _summary(meta, timings, out):
               file=sys.stderr)
     if meta["skipped"]:
         lost = sum(s["bytes"] for s in meta["skipped"])
-        print(f"skipped {len(meta['skipped'])} file(s) ({lost / 1e6:,.1f} MB on disk, lost to damage or not "
-              "text):", file=sys.stderr)
+        size = f"{lost / 1e6:,.1f} MB" if lost >= 1e5 else f"{lost:,} bytes"
+        print(f"skipped {len(meta['skipped'])} file(s) ({size} on disk, lost to damage or not text):",
+              file=sys.stderr)
         for s in meta["skipped"]:
             print(f"  {s['name']}: {s['reason']}", file=sys.stderr)
