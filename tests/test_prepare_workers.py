@@ -199,3 +199,17 @@ def test_workers_must_be_positive(tmp_path, capsys):
         code = cli_main(main, ["text", "--src", str(tmp_path / "t.txt"), "--out", str(tmp_path / "o"), "--workers", bad])
         err = capsys.readouterr().err
         assert code == 2 and "--workers must be a positive integer" in err and "Traceback" not in err
+
+
+def test_running_out_of_memory_is_one_line_with_the_flag_to_lower(tmp_path, capsys, monkeypatch):
+    from train.cli import cli_main
+    from train.corpus import work
+    from train.prepare import main
+    (tmp_path / "t.txt").write_text("some text " * 50)
+
+    def no_memory(unit, part):
+        raise MemoryError
+    monkeypatch.setattr(work, "encode_unit", no_memory)
+    code = cli_main(main, ["text", "--src", str(tmp_path / "t.txt"), "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fewer --workers" in err and "Traceback" not in err and not (tmp_path / "o").exists()

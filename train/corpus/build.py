@@ -170,6 +170,9 @@ def prepare(corpus, src, out, tokenizer="char", vocab_size=8192, min_char_count=
                        seed, timings, t_start)
     except WorkerDied as exc:
         raise PrepareError(f"{exc}: run again with fewer --workers; --out is unchanged") from None
+    except MemoryError:
+        raise PrepareError("out of memory while preparing: run again with fewer --workers (each needs about "
+                           "100-200 MB); --out is unchanged") from None
     except OSError as exc:  # staging_folder removed its folder: --out is as it was
         exc.filename = exc.filename or str(out)
         need = sum(u.size for u in units) * 4

@@ -119,7 +119,10 @@ class Pool:
                     exhausted = True
                     break
                 conn = idle.pop()
-                conn.send((fn, item[1]))
+                try:
+                    conn.send((fn, item[1]))
+                except OSError:  # a broken pipe: the worker is gone
+                    raise WorkerDied("a worker process stopped (killed, or out of memory?)") from None
                 busy[conn] = item[0]
                 submitted += 1
             if next_out in done:
