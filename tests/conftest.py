@@ -20,6 +20,8 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs CuPy and a CUDA GPU (skipped cleanly elsewhere)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "gpu_static: checks the CUDA code without a GPU (needs CuPy and NVRTC, "
+                                       "skipped cleanly without them)")
 
 
 def pytest_collection_modifyitems(config, items):
