@@ -80,3 +80,18 @@ def test_adamw_kernel_computes_the_array_path(monkeypatch, dtype, exact, weight_
             np.testing.assert_array_equal(a, b)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("env, fused, used", [(None, None, False), ("1", None, True), ("0", None, False),
+                                               (None, True, True), ("1", False, False)])
+def test_fused_kernels_are_off_by_default_until_measured_on_a_gpu(monkeypatch, env, fused, used):
+    """TENSORLITE_FUSED=1 (or fused=True) turns the unverified CUDA kernel on; the CPU never uses it."""
+    from types import SimpleNamespace
+    if env is None:
+        monkeypatch.delenv("TENSORLITE_FUSED", raising=False)
+    else:
+        monkeypatch.setenv("TENSORLITE_FUSED", env)
+    opt = AdamW([tl.zeros(2, requires_grad=True)], fused=fused)
+    on_gpu = SimpleNamespace(device="cuda", dtype=np.dtype(np.float32))
+    assert opt._use_fused(on_gpu) is used
+    assert opt._use_fused(SimpleNamespace(device="cpu", dtype=np.dtype(np.float32))) is False

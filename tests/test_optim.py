@@ -98,7 +98,7 @@ def test_sgd_matches_reference(device, config):
     assert_close(params, sgd_ref(p0, coef, 25, **config))
 
 
-@pytest.mark.parametrize("fused", [None, False])
+@pytest.mark.parametrize("fused", [None, True, False])
 def test_adamw_matches_reference(device, fused):
     p0, coef = problem(2)
     params = make_params(p0, device)

@@ -14,15 +14,17 @@ The divisions by 1 - beta^t undo the pull of the zero start towards 0; eps sits
 outside the square root of the bias-corrected second moment, as in PyTorch.
 
 Every step runs on each parameter in place. On the CPU that is a few NumPy calls
-into one reusable scratch buffer; on a GPU (float32/float64) it is one fused
-CuPy kernel per parameter (tensorlite.kernels.adamw) that reads g, p, m, v once
-and writes p, m, v once (amsgrad takes the array path). The array-operation path
+into one reusable scratch buffer; on a GPU (float32/float64), with TENSORLITE_FUSED=1
+or fused=True, it is one fused CuPy kernel per parameter (tensorlite.kernels.adamw)
+that reads g, p, m, v once and writes p, m, v once (amsgrad takes the array path;
+the kernel is off by default until it has been measured on a GPU). The array-operation path
 is the kernel's reference. AdamW's default (no amsgrad, no maximize), the training
 step, reads the gradient as it is, with no extra array.
 """
 import math
 
 from .. import autograd, backend
+from ..kernels import fused_by_default
 from ..kernels.adamw import adamw_kernel
 from ..tensor import Tensor
 from .optimizer import Optimizer, hyper
@@ -34,7 +36,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, *,
                  foreach=None, maximize=False, fused=None, decoupled_weight_decay=False):
-        """fused: None picks the fused kernel on CUDA for float32/float64; False always uses array ops."""
+        """fused: True uses the fused kernel on CUDA (float32/float64); None uses it only with TENSORLITE_FUSED=1
+        (it has not run on a GPU yet); False always uses array ops."""
         self.decoupled = bool(decoupled_weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=bool(amsgrad), maximize=bool(maximize)))
@@ -123,7 +126,7 @@ class Adam(Optimizer):
         p.data -= tmp
 
     def _use_fused(self, p):
-        if p.device == "cpu" or self.fused is False:
+        if p.device == "cpu" or self.fused is False or (self.fused is None and not fused_by_default()):
             return False
         ok = p.dtype.kind == "f" and p.dtype.itemsize in (4, 8)
         if self.fused and not ok:
@@ -136,6 +139,7 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, fused=None):
-        """fused: None picks the fused kernel on CUDA for float32/float64; False always uses array ops."""
+        """fused: True uses the fused kernel on CUDA (float32/float64); None uses it only with TENSORLITE_FUSED=1
+        (it has not run on a GPU yet); False always uses array ops."""
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                          foreach=foreach, maximize=maximize, fused=fused, decoupled_weight_decay=True)
