@@ -215,7 +215,6 @@ class BPETokenizer:
 
     kind = "bpe"
     CACHE_LIMIT = 1 << 19  # pieces (~60 MB); the cache is cleared when it grows past this: memory stays bounded
-    BATCH_CHARS = BATCH_CHARS  # text is split and encoded in batches of about this size (memory stays bounded)
     LONG_PIECE = 48        # bytes; longer pieces use the heap-based merge (linear-ish instead of quadratic)
 
     def __init__(self, merges, pattern="gpt2", eot=EOT, max_piece=MAX_PIECE_CHARS):
@@ -333,16 +332,15 @@ class BPETokenizer:
         """Ids of many (text, ends_document) pieces at once, the end-of-text token after each document.
         Each text is split on its own (pre-tokens never span two), but a whole batch goes through NumPy."""
         out = [np.zeros(0, dtype=np.int32)]
-        for batch in batches(pieces, self.BATCH_CHARS):
+        for batch in batches(pieces, BATCH_CHARS):  # bounded memory
             if len(self._cache) > self.CACHE_LIMIT:
                 self._cache = _PieceTable(self._encode_piece)
             words, count = split_batch([t for t, _ in batch], self.max_piece)
             ids, length = self._cache.ids(words)
             # the end-of-text token goes after the last id of each text that ends a document
             ends = np.fromiter((e for _, e in batch), dtype=bool, count=len(batch))
-            ids_per_text = np.bincount(np.repeat(np.arange(len(batch)), count), weights=length,
-                                       minlength=len(batch)).astype(np.int64)
-            out.append(np.insert(ids, np.cumsum(ids_per_text)[ends], self.eot_id))
+            text_end = np.concatenate([[0], np.cumsum(length)])[np.cumsum(count)]  # ids up to each text's end
+            out.append(np.insert(ids, text_end[ends], self.eot_id))
         return np.concatenate(out)
 
     def decode(self, ids):

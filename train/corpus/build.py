@@ -36,13 +36,13 @@ from train.tokenizers import BPETokenizer, CharTokenizer
 
 
 class _Run:
-    """What the passes share: the units, the files skipped so far, the number of workers, the peak memory."""
+    """What the passes share: the units, the files skipped so far, the number of workers, their peak memory."""
 
     def __init__(self, units, skipped, quiet, workers):
         self.units = units
         self.skipped = {name: {"reason": reason, "bytes": lost} for name, reason, lost in skipped}
         self.quiet, self.workers = quiet, workers
-        self.peak_rss_mb = {"main": 0.0, "workers": 0.0}
+        self.worker_peak_mb = 0.0  # the main process reads its own peak at the end
         self.told = set()  # notes already printed (each pass reads the file again)
 
     def each(self, units, desc, fn, args, init=(), workers=None, total=None, step=None):
@@ -65,8 +65,8 @@ class _Run:
                     if not result.ok:
                         self.skipped[unit.name] = {"reason": result.reason, "bytes": unit.size}
                         warn(result.warning)
-                    self.peak_rss_mb["workers" if n_workers > 1 else "main"] = max(
-                        self.peak_rss_mb["workers" if n_workers > 1 else "main"], result.peak_rss_mb)
+                    if n_workers > 1:
+                        self.worker_peak_mb = max(self.worker_peak_mb, result.peak_rss_mb)
                     yield unit, result
                     docs, chars = docs + result.documents * result.ok, chars + result.chars * result.ok
                     bar.update(unit.size if step is None else step(result))
@@ -82,10 +82,7 @@ def _char_tokenizer(run, min_char_count):
     total = np.zeros(0, dtype=np.int64)
     for _, result in run.each(run.units, "counting characters", work.count_chars, lambda u: (u,)):
         if result.ok:
-            counts = result.counts
-            if len(counts) > len(total):
-                total = np.concatenate([total, np.zeros(len(counts) - len(total), dtype=np.int64)])
-            total[:len(counts)] += counts
+            total = work.add_counts(total, result.counts)
     counter = {chr(c): int(total[c]) for c in np.flatnonzero(total)}
     tok = CharTokenizer.from_counts(counter, min_count=min_char_count, keep=CharTokenizer.separator)
     return tok, {"distinct_characters": len(counter)}
@@ -190,20 +187,21 @@ def _encode(corpus, src, out, tok, tok_info, dtype, units, val_names, split_meth
         parts = tmp / "parts"
         parts.mkdir()
         number = {u.name: i for i, u in enumerate(units)}
+        def part_of(unit):
+            return parts / f"{number[unit.name]:08d}.bin"
         split_of = {u.name: ("val" if u.name in val_names else "train") for u in units}
         files = {s: open(tmp / f"{s}.bin", "wb") for s in ("train", "val")}
         tokens, documents, stats = Counter(), Counter(), Counter()
         t0 = time.perf_counter()
         try:
-            for unit, result in run.each(units, "encoding", work.encode_unit,
-                                         lambda u: (u, parts / f"{number[u.name]:08d}.bin"),
+            for unit, result in run.each(units, "encoding", work.encode_unit, lambda u: (u, part_of(u)),
                                          init=(tok.to_dict(), dtype.name)):
                 if not result.ok:
                     continue
-                part, split = parts / f"{number[unit.name]:08d}.bin", split_of[unit.name]
-                with open(part, "rb") as f:
+                split = split_of[unit.name]
+                with open(part_of(unit), "rb") as f:
                     shutil.copyfileobj(f, files[split], 1 << 20)
-                os.unlink(part)
+                os.unlink(part_of(unit))
                 tokens[split] += result.tokens
                 documents[split] += result.documents
                 stats.update(documents=result.documents, non_utf8_documents=result.non_utf8_documents,
@@ -237,7 +235,7 @@ def _encode(corpus, src, out, tok, tok_info, dtype, units, val_names, split_meth
             "tokenizer_info": tok_info,
         }
         timings.update(total_seconds=time.perf_counter() - t_start,
-                       peak_rss_MB={"main": round(work.peak_rss_mb(), 1), "worker": round(run.peak_rss_mb["workers"], 1)})
+                       peak_rss_MB={"main": round(work.peak_rss_mb(), 1), "worker": round(run.worker_peak_mb, 1)})
         timings = {k: round(v, 3) if isinstance(v, float) else v for k, v in timings.items()}
         atomic_write(tmp / "timings.json", lambda f: json.dump(timings, f, indent=1), mode="w")
         write_meta(tmp, meta)  # last: it marks the dataset whole

@@ -97,15 +97,21 @@ def peak_rss_mb():
     return 0.0
 
 
+def add_counts(total, counts):
+    """total + counts for two bincounts of different lengths, added into the longer one (which is returned)."""
+    if len(counts) > len(total):
+        total, counts = counts, total
+    total[:len(counts)] += counts
+    return total
+
+
 def count_chars(unit):
     """Pass 1 of a char tokenizer: how often each code point occurs in the unit."""
     total = [np.zeros(0, dtype=np.int64)]
     def on_batch(batch):
         text = "".join(t for t, _ in batch)
-        counts = np.bincount(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
-        if len(counts) > len(total[0]):
-            total[0] = np.concatenate([total[0], np.zeros(len(counts) - len(total[0]), dtype=np.int64)])
-        total[0][:len(counts)] += counts
+        total[0] = add_counts(total[0], np.bincount(np.frombuffer(text.encode("utf-32-le", "surrogatepass"),
+                                                                  dtype=np.uint32)))
     result = _read(unit, on_batch)
     result.counts = total[0] if result.ok else None
     return result
