@@ -86,8 +86,8 @@ class Block(nn.Module):
         if self.pre_norm:
             x = x + self.attn(self.ln1(x), kv_cache)
             return x + self.mlp(self.ln2(x))
-        x = self.ln1(x + self.attn(x, kv_cache))
-        return self.ln2(x + self.mlp(x))
+        x = self.ln1(x, self.attn(x, kv_cache))  # ln1(x + attn(x)): the add is fused into the norm
+        return self.ln2(x, self.mlp(x))
 
 
 class GPT(nn.Module):

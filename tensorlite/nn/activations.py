@@ -3,8 +3,8 @@
 ``inplace=`` is accepted for compatibility, but the result is always a new tensor (the input is
 left as it is): use the returned value, as in ``x = F.relu(x, inplace=True)``.
 """
-from .arguments import check_tensor
-from .fused.activation import ELU, SELU, Hardtanh, LeakyReLU, LogSigmoid, Mish, SiLU, Softplus, Softsign
+from .arguments import check_same_device, check_same_dtype, check_tensor
+from .fused.activation import ELU, SELU, BiasAct, Hardtanh, LeakyReLU, LogSigmoid, Mish, SiLU, Softplus, Softsign
 
 
 def tanh(input):
@@ -25,6 +25,22 @@ def gelu(input, approximate="none"):
     if approximate not in ("none", "tanh"):
         raise RuntimeError(f"gelu(): approximate must be 'none' or 'tanh', got {approximate!r}")
     return input.gelu(approximate)
+
+
+def bias_act(input, bias, activation="relu"):
+    """activation(input + bias) as one Function, with bias (D,) along the last dim and activation 'relu',
+    'gelu' or 'gelu_tanh' (GELU with approximate='tanh'): FeedForward's first bias and its activation.
+    A tensorlite addition (not in PyTorch); the same as F.gelu(input + bias), in one node."""
+    check_tensor(input, "input", "bias_act")
+    check_tensor(bias, "bias", "bias_act")
+    if activation not in ("relu", "gelu", "gelu_tanh"):
+        raise ValueError(f"bias_act(): activation must be 'relu', 'gelu' or 'gelu_tanh', got {activation!r}")
+    if input.ndim == 0 or bias.shape != (input.shape[-1],):
+        raise RuntimeError(f"bias_act(): bias of shape {tuple(bias.shape)} does not match the last dimension of "
+                           f"the input of shape {tuple(input.shape)}")
+    check_same_dtype("bias_act", input=input, bias=bias)
+    check_same_device("bias_act", input=input, bias=bias)
+    return BiasAct.apply(input, bias, kind=activation)
 
 
 def silu(input, inplace=False):

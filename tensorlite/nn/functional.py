@@ -147,7 +147,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     p = check_dropout_p(p, "dropout")
     if not training or p == 0:
         return input
-    return Dropout.apply(input, mask=dropout_mask(input.shape, p, input.dtype, input.device))
+    return Dropout.apply(input, p=p)  # the Function draws the mask (one kernel with it on CUDA when fused)
 
 
 # ---------------------------------------------------------------- linear

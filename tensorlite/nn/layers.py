@@ -5,6 +5,9 @@ from .. import backend
 from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F, init
+from .activations import bias_act
+from .arguments import check_same_device, check_same_dtype, check_tensor
+from .fused.norm import LayerNorm as FusedLayerNorm
 from .module import Module, Parameter
 
 
@@ -93,8 +96,23 @@ class LayerNorm(Module):
         self.register_parameter("weight", init.ones_(_param(shape, device, dtype)) if elementwise_affine else None)
         self.register_parameter("bias", _param(shape, device, dtype) if elementwise_affine and bias else None)
 
-    def forward(self, x):
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+    def forward(self, x, residual=None):
+        """LN(x); with `residual`, LN(x + residual) as one Function (the post-norm block's residual add
+        fused in: one node, and on CUDA one kernel with TENSORLITE_FUSED=1). residual has x's shape."""
+        if residual is None:
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        check_tensor(x, "input", "LayerNorm")
+        check_tensor(residual, "residual", "LayerNorm")
+        k = len(self.normalized_shape)
+        if residual.shape != x.shape or x.ndim < k or tuple(x.shape[x.ndim - k:]) != self.normalized_shape:
+            raise RuntimeError(f"LayerNorm: input {tuple(x.shape)} and residual {tuple(residual.shape)} must have "
+                               f"one shape that ends in normalized_shape {self.normalized_shape}")
+        check_same_dtype("LayerNorm", input=x, residual=residual, weight=self.weight, bias=self.bias)
+        check_same_device("LayerNorm", input=x, residual=residual, weight=self.weight, bias=self.bias)
+        affine = [p for p in (self.weight, self.bias) if p is not None]
+        return FusedLayerNorm.apply(x, residual, *affine, has_residual=True, k=k, eps=self.eps,
+                                    has_weight=self.weight is not None, has_bias=self.bias is not None,
+                                    w_shape=self.normalized_shape)
 
     def extra_repr(self):
         return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
@@ -145,16 +163,25 @@ _ACTIVATIONS = {"relu": ReLU, "gelu": GELU, "gelu_tanh": lambda: GELU("tanh")}
 
 
 class FeedForward(Module):
-    """The transformer's position-wise MLP: n_embd -> 4 n_embd -> activation -> n_embd -> dropout."""
+    """The transformer's position-wise MLP: n_embd -> 4 n_embd -> activation -> n_embd -> dropout.
+
+    With a bias, c_fc's bias add and the activation are one Function (bias_act: one node, and on CUDA one
+    kernel each way with TENSORLITE_FUSED=1) after c_fc's product; `act` is the activation's Module, kept
+    for printing and for the bias-free case."""
 
     def __init__(self, n_embd, dropout=0.0, activation="relu", bias=True):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"FeedForward: activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
         self.c_fc = Linear(n_embd, 4 * n_embd, bias=bias)
         self.act = _ACTIVATIONS[activation]()
         self.c_proj = Linear(4 * n_embd, n_embd, bias=bias)
         self.dropout = Dropout(dropout)
 
     def forward(self, x):
-        return self.dropout(self.c_proj(self.act(self.c_fc(x))))
+        if self.c_fc.bias is None:
+            h = self.act(self.c_fc(x))
+        else:  # act(x W^T + b): the product, then the bias and the activation in one Function
+            h = bias_act(F.linear(x, self.c_fc.weight), self.c_fc.bias, self.activation)
+        return self.dropout(self.c_proj(h))

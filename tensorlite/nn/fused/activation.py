@@ -1,10 +1,12 @@
-"""Activations that are not Tensor methods, each one Function (PyTorch's definitions and kink conventions).
+"""Activations that are not Tensor methods, each one Function (PyTorch's definitions and kink conventions),
+and BiasAct: a bias add and ReLU/GELU in one Function (the MLP's).
 
 Python-float constants keep a float32 array float32 (NumPy's scalar rule), so none of these makes a
 float64 temporary on a float32 path.
 """
-from ... import backend
+from ... import backend, kernels
 from ...autograd import Function
+from ...kernels.bias_act import bias_act_backward, bias_act_backward_reference, bias_act_forward, bias_act_reference
 
 
 def _sigmoid(xp, a):
@@ -145,3 +147,23 @@ class Softsign(Function):
     # d = 1 / (1 + |x|)^2
     def backward(self, g):
         return g / (self.d * self.d)
+
+
+class BiasAct(Function):
+    """act(x + b), b (D,) added along the last dim, act = `kind` ('relu', 'gelu' or 'gelu_tanh'): the MLP's
+    bias and activation as one node. The array path is kernels.bias_act's reference (float16 computed in
+    float32); on CUDA with TENSORLITE_FUSED=1 forward and backward are one ElementwiseKernel each."""
+    saves_inputs = True  # backward recomputes x + b from the inputs
+
+    def forward(self, x, b):
+        xp = backend.get_array_module(x)
+        self.kernel = kernels.use_fused(x, b)
+        self.x, self.b = x, b
+        return bias_act_forward(xp, x, b, self.kind) if self.kernel else bias_act_reference(xp, x, b, self.kind)
+
+    # h = x + b:  dx = g act'(h);  db = sum of dx over the rows
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        if self.kernel:
+            return bias_act_backward(xp, g, self.x, self.b, self.kind)
+        return bias_act_backward_reference(xp, g, self.x, self.b, self.kind)

@@ -5,63 +5,80 @@ Both share one forward and one backward on raw arrays (_attention_forward/_backw
 """
 import numpy as np
 
-from ... import backend
+from ... import backend, kernels
 from ...autograd import Function
+from ...kernels.rows import compute_dtype
+from ...kernels.softmax import causal_softmax, causal_softmax_backward
 
 _causal_bias_cache = {}
 
 
-def _causal_bias(tq, tk, like):
-    """(tq, tk) additive mask, cached per size, dtype and device: 0 where query i may see key j <= i,
-    -inf above the diagonal."""
-    key = (tq, tk, like.dtype.str, backend.device_of(like))
+def _causal_bias(tq, tk, dtype, like):
+    """(tq, tk) additive mask of `dtype` on like's device, cached per size, dtype and device: 0 where
+    query i may see key j <= i, -inf above the diagonal."""
+    key = (tq, tk, dtype.str, backend.device_of(like))
     bias = _causal_bias_cache.get(key)
     if bias is None:
         xp = backend.get_array_module(like)
         future = xp.triu(xp.ones((tq, tk), dtype=bool), 1)
-        bias = _causal_bias_cache[key] = xp.where(future, xp.asarray(-np.inf, like.dtype), xp.zeros((), like.dtype))
+        bias = _causal_bias_cache[key] = xp.where(future, xp.asarray(-np.inf, dtype), xp.zeros((), dtype))
     return bias
 
 
 def _attention_forward(fn, q, k, v):
     """P = softmax(scale q k^T + causal bias), then (P * dropout mask) @ v. Keeps q, k, v, P, out on `fn`.
 
-    The softmax runs in place on the one (..., Tq, Tk) score array. On the CPU the
-    leading (batch) rows are split over the cores (backend.parallel_for).
+    The softmax runs in place on the one (..., Tq, Tk) score array, in float32 for float16 scores (P is
+    stored in the scores' dtype). On the CPU the leading (batch) rows are split over the cores
+    (backend.parallel_for). On CUDA with TENSORLITE_FUSED=1 and no attn_bias, scale, causal mask and
+    softmax are one kernel (tensorlite.kernels.softmax).
     """
     xp = backend.get_array_module(q)
     lead, tq, tk = q.shape[:-2], q.shape[-2], k.shape[-2]
     p = xp.empty(lead + (tq, tk), dtype=q.dtype)
     out = xp.empty(lead + (tq, v.shape[-1]), dtype=q.dtype)
-    bias = _causal_bias(tq, tk, q) if fn.causal else None
     # attn_bias: an additive mask (0 / -inf from a bool mask, or the user's floats) broadcast to (..., Tq, Tk)
     extra = getattr(fn, "attn_bias", None)
     extra = None if extra is None else xp.broadcast_to(extra, lead + (tq, tk))
-    scale = q.dtype.type(fn.scale)
-    ones = xp.ones(tk, dtype=q.dtype)  # pr @ ones: the row sums as a BLAS product, 5x faster than .sum(-1)
+    fn.kernel = extra is None and kernels.use_fused(q, k, v)
+    ct = compute_dtype(q.dtype)
+    bias = _causal_bias(tq, tk, ct, q) if fn.causal and not fn.kernel else None
+    scale = ct.type(fn.scale)
+    ones = xp.ones(tk, dtype=ct)  # pr @ ones: the row sums as a BLAS product, 5x faster than .sum(-1)
 
     def rows(r):
         pr = p[r]
         xp.matmul(q[r], k[r].swapaxes(-1, -2), out=pr)  # (..., Tq, hs) @ (..., hs, Tk) -> (..., Tq, Tk)
-        pr *= scale
-        if bias is not None:
-            pr += bias
-        if extra is None:
-            pr -= pr.max(axis=-1, keepdims=True)
-            xp.exp(pr, out=pr)
-            pr *= (1 / (pr @ ones))[..., None]  # one division per row, then products
-        else:  # a row whose keys are all masked gets weights 0 (output and gradients 0), as in PyTorch
-            pr += extra[r]
-            top = pr.max(axis=-1, keepdims=True)
-            pr -= xp.where(top == -np.inf, 0, top)
-            xp.exp(pr, out=pr)
-            total = pr @ ones
-            pr *= xp.where(total > 0, 1 / xp.where(total > 0, total, 1), 0)[..., None]
+        if fn.kernel:  # r is Ellipsis on a GPU: every row at once
+            causal_softmax(xp, pr, fn.scale, fn.causal)
+        else:
+            sr = pr.astype(ct, copy=False)  # float16: the softmax in float32
+            _softmax_rows(xp, sr, scale, bias, None if extra is None else extra[r], ones)
+            if sr is not pr:
+                pr[...] = sr
         xp.matmul(pr * fn.mask[r] if fn.mask is not None else pr, v[r], out=out[r])  # (..., Tq, hv)
 
     _over_rows(xp, lead, rows)
     fn.q, fn.k, fn.v, fn.p, fn.out = q, k, v, p, out  # P' = P * mask is recomputed in backward
     return out
+
+
+def _softmax_rows(xp, pr, scale, bias, extra, ones):
+    """pr = softmax(scale pr + bias + extra) along the last axis, in place (bias, extra: None or additive)."""
+    pr *= scale
+    if bias is not None:
+        pr += bias
+    if extra is None:
+        pr -= pr.max(axis=-1, keepdims=True)
+        xp.exp(pr, out=pr)
+        pr *= (1 / (pr @ ones))[..., None]  # one division per row, then products
+    else:  # a row whose keys are all masked gets weights 0 (output and gradients 0), as in PyTorch
+        pr += extra
+        top = pr.max(axis=-1, keepdims=True)
+        pr -= xp.where(top == -np.inf, 0, top)
+        xp.exp(pr, out=pr)
+        total = pr @ ones
+        pr *= xp.where(total > 0, 1 / xp.where(total > 0, total, 1), 0)[..., None]
 
 
 def _over_rows(xp, lead, body):
@@ -82,19 +99,25 @@ def _attention_backward(fn, g, need_q=True, need_k=True, need_v=True, into=None)
     q, k, v, p, mask = fn.q, fn.k, fn.v, fn.p, fn.mask
     dq, dk, dv = into if into is not None else (
         xp.empty(x.shape, dtype=g.dtype) if need else None for x, need in ((q, need_q), (k, need_k), (v, need_v)))
-    scale = g.dtype.type(fn.scale)
-    ones = xp.ones(g.shape[-1], dtype=g.dtype)
+    ct = compute_dtype(g.dtype)
+    scale = ct.type(fn.scale)
+    ones = xp.ones(g.shape[-1], dtype=ct)
 
     def rows(r):
         pr = p[r]
         if need_v:
             xp.matmul((pr * mask[r] if mask is not None else pr).swapaxes(-1, -2), g[r], out=dv[r])  # (..., Tk, hv)
         ds = g[r] @ v[r].swapaxes(-1, -2)  # (..., Tq, hv) @ (..., hv, Tk) -> (..., Tq, Tk)
-        if mask is not None:
-            ds *= mask[r]
-        ds -= ((g[r] * fn.out[r]) @ ones)[..., None]
-        ds *= pr
-        ds *= scale
+        if fn.kernel:  # dS = scale P (dP M - rowsum(dP M P)) in one kernel, the row sums from dP itself
+            causal_softmax_backward(xp, ds, pr, None if mask is None else mask[r], fn.scale)
+        else:  # float16: the row sums and dS in float32
+            ds = ds.astype(ct, copy=False)
+            if mask is not None:
+                ds *= mask[r]
+            ds -= ((g[r].astype(ct, copy=False) * fn.out[r]) @ ones)[..., None]
+            ds *= pr
+            ds *= scale
+            ds = ds.astype(g.dtype, copy=False)
         if need_q:
             xp.matmul(ds, k[r], out=dq[r])  # (..., Tq, hs)
         if need_k:

@@ -1,8 +1,9 @@
 """x W^T + b and dropout, each one Function, and the dropout mask that dropout and attention share."""
 import numpy as np
 
-from ... import backend
+from ... import backend, kernels
 from ...autograd import Function
+from ...kernels.dropout import dropout_forward
 
 
 class Linear(Function):
@@ -30,10 +31,21 @@ class Linear(Function):
 
 
 class Dropout(Function):
-    """x times `mask`, a keep-mask already scaled by 1 / (1 - p) (see dropout_mask)."""
+    """x times `mask`, a keep-mask already scaled by 1 / (1 - p): given, or (mask=None) drawn here with p from
+    the device's generator, as dropout_mask draws it. On CUDA with TENSORLITE_FUSED=1 the drawn uniforms
+    become the mask and the product in one kernel (tensorlite.kernels.dropout: the same random stream)."""
     saves_inputs = False  # backward needs the mask only
+    mask = None
 
     def forward(self, x):
+        self.kernel = self.mask is None and self.p < 1 and kernels.use_fused(x)
+        if self.mask is None:
+            device = backend.device_of(x)
+            if self.kernel:
+                y, self.mask = dropout_forward(backend.get_array_module(x), x, _uniform(x.shape, x.dtype, device),
+                                               self.p)
+                return y
+            self.mask = dropout_mask(x.shape, self.p, x.dtype, device)
         return x * self.mask
 
     # y = x * mask / (1 - p):  dx = g * mask / (1 - p)   (the same mask)
@@ -41,11 +53,17 @@ class Dropout(Function):
         return g * self.mask
 
 
+def _uniform(shape, dtype, device):
+    """Uniforms in [0, 1) of `dtype` from the device's seeded generator: the one draw dropout makes."""
+    with backend.device_context(device):
+        return backend.generator(device).random(shape, np.dtype(dtype))
+
+
 def dropout_mask(shape, p, dtype, device):
     """Keep-mask already scaled by 1 / (1 - p), from the device's seeded generator."""
     xp = backend.xp_for(device)
+    u = _uniform(shape, dtype, device)
     with backend.device_context(device):
-        u = backend.generator(device).random(shape, np.dtype(dtype))
         if p == 1:  # everything dropped (1 / (1 - p) would be inf, and inf * 0 nan)
             return xp.zeros(shape, dtype=dtype)
         return (u >= p).astype(dtype) * xp.asarray(1 / (1 - p), dtype=dtype)

@@ -1,20 +1,23 @@
 """Losses as one Function each: cross-entropy and NLL on class indices, binary cross-entropy on logits."""
 import numpy as np
 
-from ... import backend
+from ... import backend, kernels
 from ...autograd import Function
+from ...kernels.cross_entropy import cross_entropy_backward, cross_entropy_forward
+from ...kernels.rows import compute_dtype
 
 
 def _reduce(fn, losses, denom, dtype):
     """losses (N,) -> 'none': reshaped to fn.out_shape, 'sum', or 'mean' = sum / denom (nan when denom is 0,
-    as in PyTorch). Keeps the denominator on the device (no host sync)."""
+    as in PyTorch), computed in the losses' dtype (float32 for float16 logits) and returned in `dtype`.
+    Keeps the denominator on the device (no host sync)."""
     if fn.reduction == "none":
-        return losses.reshape(fn.out_shape)
+        return losses.reshape(fn.out_shape).astype(dtype, copy=False)
     if fn.reduction == "sum":
-        return losses.sum()
-    fn.denom = denom.astype(dtype)
+        return losses.sum().astype(dtype, copy=False)
+    fn.denom = denom.astype(losses.dtype)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return losses.sum() / fn.denom
+        return (losses.sum() / fn.denom).astype(dtype, copy=False)
 
 
 def _row_scale(fn, g, valid, xp):
@@ -37,15 +40,26 @@ class CrossEntropy(Function):
     or None, `smoothing` in [0, 1]. Row loss, with logp = log_softmax(logits), w = weight (ones if None):
         l_i = (1 - eps) * w[t_i] * -logp[i, t_i]  +  eps / C * sum_c w_c * -logp[i, c]     (0 if ignored)
     'mean' divides the sum by sum of w[t_i] over counted rows (the row count without weights).
+    float16 logits are computed in float32 (logsumexp, losses and their sum); the results are rounded back.
+    On CUDA with TENSORLITE_FUSED=1 and neither weights nor smoothing (a language model's case), forward and
+    backward are the kernels of tensorlite.kernels.cross_entropy, which keep the logits and lse per row.
     """
     saves_inputs = False  # backward reads its own shifted logits and row logsumexp, not the input
 
     def forward(self, logits):
         xp = backend.get_array_module(logits)
         t, valid, w, eps = self.targets, self.valid, self.weight, self.smoothing
+        tv = xp.where(valid, t, 0)
+        self.kernel = w is None and not eps and kernels.use_fused(logits)
+        if self.kernel:
+            self.saves_inputs = True  # backward recomputes the softmax from the logits
+            self.logits, self.tv = xp.ascontiguousarray(logits), tv
+            losses, self.lse = cross_entropy_forward(xp, self.logits, tv, valid)
+            return _reduce(self, losses, valid.sum(), logits.dtype)
+        dtype, logits = logits.dtype, logits.astype(compute_dtype(logits.dtype), copy=False)
+        w = None if w is None else w.astype(logits.dtype, copy=False)
         shifted = logits - logits.max(axis=1, keepdims=True)
         lse = xp.log(xp.exp(shifted).sum(axis=1))
-        tv = xp.where(valid, t, 0)
         picked = xp.take_along_axis(shifted, tv[:, None], axis=1)[:, 0]
         nll = lse - picked  # -logp[i, t_i]
         self.shifted, self.lse, self.tv = shifted, lse, tv
@@ -61,13 +75,16 @@ class CrossEntropy(Function):
                 nll = (1 - eps) * nll + eps / logits.shape[1] * smooth
             denom = wt.sum()
         losses = xp.where(valid, nll, 0).astype(logits.dtype, copy=False)
-        return _reduce(self, losses, denom, logits.dtype)
+        return _reduce(self, losses, denom, dtype)
 
     # d l_i / d logits_ij = ((1 - eps) w[t_i] + eps W / C) softmax_ij - (1 - eps) w[t_i] [j = t_i] - eps w_j / C
     # (W = sum of w; without weights w = 1), times the row's scale (g, / denom, 0 for ignored rows)
     def backward(self, g):
         xp = backend.get_array_module(g)
         w, eps, tv = self.weight, self.smoothing, self.tv
+        if self.kernel:
+            scale = _row_scale(self, g, self.valid, xp).astype(np.float32, copy=False)
+            return cross_entropy_backward(xp, self.logits, self.lse, tv, scale)
         n, c = self.shifted.shape
         grad = xp.exp(self.shifted - self.lse[:, None])
         rows = xp.arange(n)
@@ -86,7 +103,7 @@ class CrossEntropy(Function):
             grad[rows, tv] -= (1 - eps) * wt
             scale = _row_scale(self, g, self.valid, xp)
         grad *= scale.astype(grad.dtype, copy=False)[:, None]  # in place: logits can be (B*T, 50304)
-        return grad
+        return grad.astype(g.dtype, copy=False)
 
 
 class NLLLoss(Function):
