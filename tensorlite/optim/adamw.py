@@ -15,11 +15,16 @@ outside the square root of the bias-corrected second moment, as in PyTorch.
 
 Every step runs on each parameter in place. On the CPU that is a few NumPy calls
 into one reusable scratch buffer; on a GPU (float32/float64), with TENSORLITE_FUSED=1
-or fused=True, it is one fused CuPy kernel per parameter (tensorlite.kernels.adamw)
-that reads g, p, m, v once and writes p, m, v once (amsgrad takes the array path;
-the kernel is off by default until it has been measured on a GPU). The array-operation path
-is the kernel's reference. AdamW's default (no amsgrad, no maximize), the training
-step, reads the gradient as it is, with no extra array.
+or fused=True, it is one fused CuPy kernel (tensorlite.kernels.adamw) that reads g, p, m, v
+once and writes p, m, v once, launched ONCE PER PARAMETER GROUP: the group's parameters and
+moments become views of flat buffers (optim/flat.py; state_dict unchanged) and its gradients
+are packed into one at each step. One launch per group, not a per-element group index: the
+hyperparameters stay scalar kernel arguments computed on the host (a per-element index would
+need each group's lr on the device, uploaded at every step of a schedule). A group whose
+parameters do not step together (some without a gradient, different step counts) takes one
+launch per parameter; amsgrad takes the array path. The kernel is off by default until it has
+been measured on a GPU. The array-operation path is the kernel's reference. AdamW's default
+(no amsgrad, no maximize), the training step, reads the gradient as it is, with no extra array.
 """
 import math
 
@@ -27,6 +32,7 @@ from .. import autograd, backend
 from ..kernels import fused_by_default
 from ..kernels.adamw import adamw_kernel
 from ..tensor import Tensor
+from .flat import FlatGroup
 from .optimizer import Optimizer, hyper
 
 
@@ -59,13 +65,17 @@ class Adam(Optimizer):
 
     @autograd.no_grad()
     def step(self):
-        for group in self.param_groups:
+        for index, group in enumerate(self.param_groups):
             lr, eps, wd = hyper(group, "lr"), hyper(group, "eps"), hyper(group, "weight_decay")
             beta1, beta2 = (float(b) for b in group["betas"])
             amsgrad, maximize = group["amsgrad"], group["maximize"]
             l2 = 0.0 if self.decoupled else wd    # added to the gradient (Adam)
             wd = wd if self.decoupled else 0.0    # applied to the weight (AdamW)
             params = self.params_with_grad(group)
+            if not amsgrad and self._flat_ok(group, params):  # the whole group in one launch
+                self._flat_step(index, params, lr, wd, l2, beta1, beta2, eps, maximize)
+                autograd.mark_dirty(*params)
+                continue
             for p in params:
                 state = self.state.get(p)
                 if state is None:
@@ -124,6 +134,39 @@ class Adam(Optimizer):
         xp.divide(m, tmp, out=tmp)
         tmp *= step_size
         p.data -= tmp
+
+    def _flat_ok(self, group, params):
+        """The flat path applies when the fused kernel does and the group steps as one: every parameter has
+        a gradient, one device, one dtype, one step count (the usual training step)."""
+        if not params or len(params) != len(group["params"]) or not all(self._use_fused(p) for p in params):
+            return False
+        steps = {self.state[p]["step"] if p in self.state else 0 for p in params}
+        return len(steps) == 1 and len({(p.device, p.dtype) for p in params}) == 1
+
+    def _flat_step(self, index, params, lr, wd, l2, beta1, beta2, eps, maximize):
+        """Group `index`'s update as one kernel launch on flat buffers (FlatGroup): the parameters and moments
+        are views of them, the gradients are packed into one. A group that changed is packed again."""
+        states = []
+        for p in params:
+            if self.state.get(p) is None:
+                self.state[p] = self.new_state(p, False)
+            states.append(self.state[p])
+        flats = self.__dict__.setdefault("_flat", {})  # not state: rebuilt from the parameters when missing
+        flat = flats.get(index)
+        if flat is None or not flat.holds(params, states):
+            flat = flats[index] = FlatGroup(params, states)
+        for state in states:
+            state["step"] += 1
+        t = states[0]["step"]
+        xp, m, v = params[0].xp, flat.moments[0], flat.moments[1]
+        with backend.device_context(params[0].device):
+            g = flat.gather_grads(params)
+            if maximize:
+                xp.negative(g, out=g)
+            if l2 != 0:
+                g += xp.multiply(flat.p, l2)
+            adamw_kernel(xp)(g, 1 - lr * wd, 1 - beta1, beta2, 1 - beta2, lr / (1 - beta1 ** t),
+                             math.sqrt(1 - beta2 ** t), eps, flat.p, m, v)
 
     def _use_fused(self, p):
         if p.device == "cpu" or self.fused is False or (self.fused is None and not fused_by_default()):
