@@ -4,14 +4,22 @@ No GPU has run this project's CuPy paths yet, so what can be checked without one
 - every CuPy function and attribute the code names (`xp.f`, `cupy.cuda.X`, ...) exists in the installed
   CuPy, found by walking the source's syntax tree rather than by a hand-kept list, and every keyword argument
   passed to one is a parameter it takes;
-- every CUDA kernel source compiles with NVRTC for compute_80 (A100) and compute_90 (H100/H200), in float32
-  and float64 (NVRTC compiles to PTX without a device).
+- the same names and keywords exist in CuPy 13 too, when a second CuPy is at hand (TENSORLITE_EXTRA_CUPY=DIR,
+  or .ci/cupy13, which .ci/run fills with `pip install --no-deps --target`): checked in a subprocess with
+  that directory first on the path (cupy_api.py);
+- every CUDA kernel compiles with NVRTC for compute_80 (A100) and compute_90 (H100/H200), in each dtype it
+  takes (float32, float16, and float64 for AdamW; NVRTC compiles to PTX without a device): a RawKernel's own
+  source string, exactly; an ElementwiseKernel's or ReductionKernel's operation inside a translation unit
+  laid out as CuPy lays it out (CuPy's own float16 type from its headers, cupy/float16.cuh).
 `xp` is the array module of the data (NumPy or CuPy) everywhere in the package; a use guarded by
 `hasattr(xp, "name")` in the same function is exempt (the code has a fallback where CuPy lacks it).
 """
 import ast
-import importlib
-import inspect
+import glob
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,10 +31,11 @@ try:
 except Exception as exc:  # noqa: BLE001 - any failure to load the library means: skip
     pytest.skip(f"NVRTC is not available ({exc}); pip install nvidia-cuda-nvrtc-cu12", allow_module_level=True)
 
+from cupy_api import keyword_problem, resolve  # noqa: E402 - needs cupy, imported above
+
 pytestmark = pytest.mark.gpu_static
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [p for d in ("tensorlite", "models", "train", "benchmarks") for p in sorted((ROOT / d).rglob("*.py"))]
-UFUNC_KEYWORDS = {"out", "dtype", "casting"}  # what a cupy.ufunc call takes (CuPy's ufunc documentation)
 
 
 def cupy_names(tree):
@@ -77,20 +86,6 @@ def uses():
     return found
 
 
-def resolve(chain):
-    """The CuPy object a chain names (submodules imported as needed); AttributeError if it does not exist."""
-    parts = chain.split(".")
-    obj = importlib.import_module("cupyx" if parts[0] == "cupyx" else "cupy")
-    for part in parts[1:]:
-        if not hasattr(obj, part) and inspect.ismodule(obj):
-            try:
-                importlib.import_module(f"{obj.__name__}.{part}")
-            except ImportError:
-                pass
-        obj = getattr(obj, part)
-    return obj
-
-
 USES = uses()
 
 
@@ -112,59 +107,164 @@ def test_every_cupy_name_the_code_uses_exists(chain):
 
 @pytest.mark.parametrize("chain, keyword", sorted((c, k) for c, k in USES if k is not None))
 def test_every_keyword_passed_to_cupy_is_a_parameter(chain, keyword):
-    fn = resolve(chain)
-    if isinstance(fn, cupy.ufunc):
-        assert keyword in UFUNC_KEYWORDS, f"{chain}(..., {keyword}=) at {USES[chain, keyword][:3]}"
-        return
-    params = inspect.signature(fn).parameters.values()
-    assert keyword in {p.name for p in params} or any(p.kind is p.VAR_KEYWORD for p in params), \
-        f"{chain} takes no {keyword}= (used at {', '.join(USES[chain, keyword][:3])})"
+    problem = keyword_problem(chain, keyword)
+    assert problem is None, f"{problem} (used at {', '.join(USES[chain, keyword][:3])})"
+
+
+def extra_cupy():
+    """The directory of a second CuPy to check against (TENSORLITE_EXTRA_CUPY, else .ci/cupy13), or None."""
+    extra = os.environ.get("TENSORLITE_EXTRA_CUPY")
+    if extra:
+        assert (Path(extra) / "cupy" / "__init__.py").is_file(), f"TENSORLITE_EXTRA_CUPY={extra} holds no cupy package"
+        return extra
+    ci = ROOT / ".ci" / "cupy13"
+    return str(ci) if (ci / "cupy" / "__init__.py").is_file() else None
+
+
+def check_in(extra, uses):
+    """cupy_api.py's report on `uses` [(chain, keyword or None)], run with the CuPy in `extra` first on the path."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([extra] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    run = subprocess.run([sys.executable, str(Path(__file__).with_name("cupy_api.py"))], input=json.dumps(list(uses)),
+                         capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
+    assert run.returncode == 0, f"could not import the CuPy in {extra}:\n{run.stderr[-3000:]}"
+    report = json.loads(run.stdout)
+    assert Path(report["file"]).resolve().is_relative_to(Path(extra).resolve()), f"imported {report['file']}"
+    return report
+
+
+def other_cupy():
+    extra = extra_cupy()
+    if extra is None:
+        pytest.skip("no second CuPy to check against: set TENSORLITE_EXTRA_CUPY=DIR after "
+                    "`pip install --no-deps --target DIR cupy-cuda12x==13.6.0 fastrlock` (.ci/run fills .ci/cupy13)")
+    return extra
+
+
+def test_every_cupy_name_and_keyword_exists_in_the_other_cupy():
+    """The names and keywords the code uses, resolved in a subprocess that imports the other CuPy."""
+    extra = other_cupy()
+    report = check_in(extra, USES)
+    names = sum(k is None for _, k in USES)
+    print(f"CuPy {report['version']}: {names} names and {len(USES) - names} keywords checked, "
+          f"{len(report['missing'])} missing")
+    assert not report["missing"], f"missing in CuPy {report['version']} ({extra}):\n" + "\n".join(
+        f"{why} (used at {', '.join(USES[chain, keyword][:3])})" for chain, keyword, why in report["missing"])
+
+
+def test_the_other_cupy_check_reports_what_is_missing():
+    report = check_in(other_cupy(), [("xp.not_a_cupy_function", None), ("xp.sum", "no_such_keyword"),
+                                     ("cupy.ElementwiseKernel", "preamble"), ("xp.matmul", None)])
+    assert [m[:2] for m in report["missing"]] == [["xp.not_a_cupy_function", None], ["xp.sum", "no_such_keyword"]]
 
 
 def elementwise_kernels():
-    """Every ElementwiseKernel the package builds (built, not compiled: that needs no GPU)."""
-    from tensorlite.kernels.adamw import adamw_kernel
-    return {"adamw": adamw_kernel(cupy)}
+    """Every ElementwiseKernel and ReductionKernel the package builds, with the dtypes it takes (built, not
+    compiled: that needs no GPU)."""
+    from tensorlite.kernels import adamw, bias_act, cross_entropy, dropout, layer_norm
+    half = ("float32", "float16")
+    return {"adamw": (adamw.adamw_kernel(cupy), ("float32", "float64")),
+            "layer_norm_dw": (layer_norm.column_kernel(cupy), half),
+            "cross_entropy_grad": (cross_entropy.grad_kernel(cupy), half),
+            "bias_act_fwd": (bias_act.forward_kernel(cupy), half),
+            "bias_act_bwd": (bias_act.backward_kernel(cupy), half),
+            "dropout": (dropout.dropout_kernel(cupy), half)}
 
 
-def cuda_source(kernel, ctype):
-    """A CUDA translation unit that runs the kernel's operation the way ElementwiseKernel does: one element
-    per thread, inputs read-only, outputs as references."""
-    args, loads = [], []
-    for p in kernel.in_params:
-        args.append(f"const T* {p.name}_")
-        loads.append(f"const T {p.name} = {p.name}_[i];")
-    for p in kernel.out_params:
-        args.append(f"T* {p.name}_")
-        loads.append(f"T& {p.name} = {p.name}_[i];")
-    return (f"typedef {ctype} T;\n{kernel.preamble or ''}\n"
-            f'extern "C" __global__ void {kernel.name}({", ".join(args)}, long long n) {{\n'
-            "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n  if (i >= n) return;\n  "
-            + "\n  ".join(loads) + f"\n  {kernel.operation}\n}}\n")
+def raw_kernels():
+    """Every RawKernel: {name: (module's source function, its kernel name)}, each built per dtype by the
+    package's own build_raw, so the test compiles exactly the string the kernel would."""
+    from tensorlite.kernels import cross_entropy, layer_norm, softmax
+    return {"layer_norm_fwd": (layer_norm.forward_source, "tensorlite_layer_norm_fwd"),
+            "layer_norm_bwd": (layer_norm.backward_source, "tensorlite_layer_norm_bwd"),
+            "causal_softmax_fwd": (softmax.forward_source, "tensorlite_causal_softmax_fwd"),
+            "causal_softmax_bwd": (softmax.backward_source, "tensorlite_causal_softmax_bwd"),
+            "cross_entropy_fwd": (cross_entropy.forward_source, "tensorlite_cross_entropy_fwd")}
 
 
-@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
-@pytest.mark.parametrize("ctype", ["float", "double"])
-@pytest.mark.parametrize("name", sorted(elementwise_kernels()))
-def test_every_kernel_compiles_for_a100_and_h100(name, ctype, arch):
-    kernel = elementwise_kernels()[name]
-    source = cuda_source(kernel, ctype)
+def cuda_include():
+    """A directory with cuda_fp16.h (CUDA's headers, which CuPy's float16 and our __half kernels include), or None."""
+    site = [Path(p) for p in sys.path if p.endswith("site-packages")]
+    candidates = [os.path.join(os.environ.get("CUDA_PATH", "/usr/local/cuda"), "include"), "/usr/local/cuda/include",
+                  *sorted(glob.glob("/usr/local/cuda-*/include"), reverse=True),
+                  *[str(p / "nvidia" / sub / "include") for p in site for sub in ("cuda_runtime", "cu13", "cu12")]]
+    return next((c for c in candidates if os.path.isfile(os.path.join(c, "cuda_fp16.h"))), None)
+
+
+CUPY_INCLUDE = str(Path(cupy.__file__).parent / "_core" / "include")
+CTYPES = {"float32": "float", "float64": "double", "float16": "float16"}  # float16: CuPy's own type
+
+
+def cuda_source(kernel, dtype):
+    """A CUDA translation unit that runs the kernel's operation the way CuPy does: an ElementwiseKernel one
+    element per thread, a ReductionKernel a loop folding map_expr with reduce_expr, then post_map_expr; inputs
+    read-only values, outputs references; T the dtype (CuPy's float16 class for float16)."""
+    def ctype(p):
+        return "T" if p.dtype is None else p.ctype
+    head = "#include <cupy/float16.cuh>\n" if dtype == "float16" else ""
+    head += f"typedef {CTYPES[dtype]} T;\n{kernel.preamble or ''}\n"
+    args = [f"const {ctype(p)}* {p.name}_" for p in kernel.in_params] + [f"{ctype(p)}* {p.name}_"
+                                                                           for p in kernel.out_params]
+    loads = "\n    ".join(f"const {ctype(p)} {p.name} = {p.name}_[i];" for p in kernel.in_params)
+    outs = "\n  ".join(f"{ctype(p)}& {p.name} = {p.name}_[{'i' if hasattr(kernel, 'operation') else '0'}];"
+                       for p in kernel.out_params)
+    signature = f'extern "C" __global__ void {kernel.name}({", ".join(args)}, long long n) {{\n'
+    if hasattr(kernel, "operation"):  # ElementwiseKernel
+        return (head + signature + "  long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x;\n"
+                "  if (i >= n) return;\n    " + loads + "\n  " + outs + f"\n  {kernel.operation}\n}}\n")
+    reduce_type = kernel.reduce_type or ctype(kernel.out_params[0])
+    return (head + f"typedef {reduce_type} _type_reduce;\n" + signature
+            + f"  _type_reduce _s = _type_reduce({kernel.identity});\n"
+            "  for (long long i = threadIdx.x; i < n; i += blockDim.x) {\n    " + loads
+            + f"\n    _type_reduce a = _s, b = static_cast<_type_reduce>({kernel.map_expr});\n"
+            f"    _s = ({kernel.reduce_expr});\n  }}\n  " + outs + f"\n  _type_reduce a = _s;\n  {kernel.post_map_expr};\n}}\n")
+
+
+def compile_ptx(source, name, arch):
+    """NVRTC's PTX for `source`, or a test failure with the compiler's log; skip float16 without CUDA headers."""
+    include = cuda_include()
+    if "fp16" in source and include is None:
+        pytest.skip("float16 needs CUDA's cuda_fp16.h: set CUDA_PATH or pip install nvidia-cuda-runtime-cu12")
+    options = [f"--gpu-architecture={arch}", "--std=c++14", f"-I{CUPY_INCLUDE}"] + ([f"-I{include}"] if include else [])
     prog = nvrtc.createProgram(source, f"{name}.cu", [], [])
     try:
-        nvrtc.compileProgram(prog, [f"--gpu-architecture={arch}", "--std=c++14"])
+        nvrtc.compileProgram(prog, options)
     except nvrtc.NVRTCError as exc:
-        pytest.fail(f"{name} ({ctype}, {arch}) does not compile: {exc}\n{nvrtc.getProgramLog(prog)}\n{source}")
+        pytest.fail(f"{name} ({arch}) does not compile: {exc}\n{nvrtc.getProgramLog(prog)}\n{source}")
     ptx = nvrtc.getPTX(prog)
-    assert f".entry {kernel.name}" in (ptx.decode() if isinstance(ptx, bytes) else ptx)
+    return ptx.decode() if isinstance(ptx, bytes) else ptx
+
+
+ARCHS = ["compute_80", "compute_90"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name, dtype", [(n, d) for n, (_, ds) in sorted(elementwise_kernels().items()) for d in ds])
+def test_every_elementwise_kernel_compiles_for_a100_and_h100(name, dtype, arch):
+    kernel = elementwise_kernels()[name][0]
+    assert f".entry {kernel.name}" in compile_ptx(cuda_source(kernel, dtype), name, arch)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("name", sorted(raw_kernels()))
+def test_every_raw_kernel_compiles_for_a100_and_h100(name, dtype, arch):
+    from tensorlite.kernels.rows import build_raw
+    source_of, entry = raw_kernels()[name]
+    kernel = build_raw(cupy, entry, source_of, dtype)
+    assert kernel.code == source_of(dtype) and kernel.name == entry
+    assert f".entry {entry}" in compile_ptx(kernel.code, name, arch)
 
 
 def test_a_kernel_with_an_error_does_not_compile():
-    """The compile check can fail: a misspelled variable is reported by NVRTC."""
-    kernel = elementwise_kernels()["adamw"]
-    source = cuda_source(kernel, "float").replace("sqrt(v)", "sqrt(vv)")
-    prog = nvrtc.createProgram(source, "broken.cu", [], [])
-    with pytest.raises(nvrtc.NVRTCError):
-        nvrtc.compileProgram(prog, ["--gpu-architecture=compute_90"])
+    """The compile check can fail: a misspelled variable is reported by NVRTC, in either kind of kernel."""
+    from tensorlite.kernels.layer_norm import forward_source
+    broken = [cuda_source(elementwise_kernels()["adamw"][0], "float32").replace("sqrt(v)", "sqrt(vv)"),
+              forward_source("float32").replace("part += c * c", "part += cc * c")]
+    for source in broken:
+        prog = nvrtc.createProgram(source, "broken.cu", [], [])
+        with pytest.raises(nvrtc.NVRTCError):
+            nvrtc.compileProgram(prog, ["--gpu-architecture=compute_90", f"-I{CUPY_INCLUDE}"]
+                                 + ([f"-I{cuda_include()}"] if cuda_include() else []))
 
 
 def test_a_name_cupy_lacks_is_caught():
