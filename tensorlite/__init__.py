@@ -30,7 +30,8 @@ from .creation import (arange, empty, empty_like, eye, from_numpy, full, full_li
 from .backend import get_rng_state, manual_seed, set_rng_state
 from .gradcheck import GradcheckError, gradcheck
 from .serialization import CheckpointError, load, save
-from . import backends, nn, optim, profiler
+from . import amp, backends, nn, optim, profiler
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from . import viz
 
 
@@ -42,6 +43,20 @@ class cuda:
     @staticmethod
     def synchronize(device="cuda"):
         _backend.synchronize(_backend.normalize_device(device))
+
+
+_MATMUL_PRECISIONS = ("highest", "high", "medium")
+
+
+def set_float32_matmul_precision(precision):
+    """'highest': float32 products in float32; 'high' or 'medium': TF32 on CUDA (as PyTorch's on NVIDIA GPUs)."""
+    if precision not in _MATMUL_PRECISIONS:
+        raise RuntimeError(f"Invalid precision {precision!r}: expected one of {', '.join(_MATMUL_PRECISIONS)}")
+    _backend.set_tf32(precision != "highest")
+
+
+def get_float32_matmul_precision():
+    return "high" if _backend.tf32_enabled() else "highest"
 
 
 __version__ = "0.1.0"

@@ -108,6 +108,24 @@ def cuda_is_available():
     return cuda_device_count() > 0
 
 
+_tf32 = False
+
+
+def tf32_enabled():
+    return _tf32
+
+
+def set_tf32(enabled):
+    """Let float32 matrix products on CUDA use TF32 tensor cores (inputs rounded to a 10-bit mantissa,
+    sums in float32): cuBLAS's compute type for float32 in CuPy. No effect on the CPU, whose BLAS has no
+    TF32. CuPy asks the device for its compute capability here, so without a GPU only the flag is kept."""
+    global _tf32
+    _tf32 = bool(enabled)
+    if cuda_is_available():
+        linalg = _cupy._core._routines_linalg
+        linalg.set_compute_type(_cupy.float32, linalg.COMPUTE_TYPE_TF32 if _tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+
+
 def _cuda_unavailable_reason():
     if _cupy is None:
         return ("CuPy is not installed (or failed to import: %s). Install the CUDA extra with "

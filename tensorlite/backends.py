@@ -4,6 +4,7 @@ tensorlite runs on NumPy (CPU) and CuPy (CUDA) only: it has no Apple MPS backend
 so these answer False. The cuDNN flags tutorials set (``backends.cudnn.benchmark = True``) are accepted
 and change nothing.
 """
+from . import backend
 
 
 class mps:
@@ -16,6 +17,23 @@ class mps:
     @staticmethod
     def is_built():
         return False
+
+
+class _Matmul:
+    """torch.backends.cuda.matmul.allow_tf32: float32 products on CUDA in TF32 (see backend.set_tf32)."""
+
+    @property
+    def allow_tf32(self):
+        return backend.tf32_enabled()
+
+    @allow_tf32.setter
+    def allow_tf32(self, value):
+        backend.set_tf32(value)
+
+
+class cuda:
+    """torch.backends.cuda: only matmul.allow_tf32."""
+    matmul = _Matmul()
 
 
 class cudnn:

@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from . import autograd, backend
+from . import amp, autograd, backend
 from ._checks import broadcast_shape, same_device
 from .dtypes import can_cast, default_float, is_float, result_type, scalar_dtype, torch_name
 from .ops import arith as A, elementwise as E, linalg as L, shape as S
@@ -174,6 +174,7 @@ class TensorOperators:
             raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied: the last "
                                f"dimension of the first ({k_a}) must equal the "
                                f"{'first' if b.ndim == 1 else 'second-to-last'} of the second ({k_b})")
+        a, b = amp.lower(a, b)  # inside autocast: a float16 product
         if a.dtype != b.dtype:  # PyTorch does not promote in matmul
             raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {a.dtype} != {b.dtype}; "
                                "convert one with .to(dtype)")

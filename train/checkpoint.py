@@ -82,16 +82,21 @@ def model_from_checkpoint(ckpt):
 
 
 # ---------------------------------------------------------------- the state of a run
-def training_state(model, optimizer, batches, step, best_val_loss, last_eval_step):
-    """What a checkpoint holds beyond the model's description, for a run to resume exactly."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-            "best_val_loss": best_val_loss, "last_eval_step": last_eval_step, "rng": tensorlite.get_rng_state(),
-            "batch_rng": batches.get_state()}
+def training_state(model, optimizer, batches, step, best_val_loss, last_eval_step, precision=None):
+    """What a checkpoint holds beyond the model's description, for a run to resume exactly (with --dtype
+    float16 also the loss scaler's state, under "amp")."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+             "best_val_loss": best_val_loss, "last_eval_step": last_eval_step, "rng": tensorlite.get_rng_state(),
+             "batch_rng": batches.get_state()}
+    amp = precision.state_dict() if precision is not None else {}
+    if amp:
+        state["amp"] = amp
+    return state
 
 
-def restore_training_state(ckpt, model, optimizer, batches):
-    """Load a checkpoint's weights, optimizer state and random generators; returns the loop's counters
-    (step, best_val_loss, last_eval_step) as a dict."""
+def restore_training_state(ckpt, model, optimizer, batches, precision=None):
+    """Load a checkpoint's weights, optimizer state, random generators (and loss scaler, into `precision`);
+    returns the loop's counters (step, best_val_loss, last_eval_step) as a dict."""
     path = getattr(ckpt, "path", None)
     for key in ("optimizer", "rng", "batch_rng", "step", "best_val_loss", "last_eval_step"):
         ckpt[key]  # noqa: B018 (a missing entry raises, naming it)
@@ -104,6 +109,9 @@ def restore_training_state(ckpt, model, optimizer, batches):
         raise checks.fail(path, "optimizer", f"does not fit the model: {exc}") from None
     tensorlite.set_rng_state(ckpt["rng"])  # a CUDA generator's state is dropped where there is no GPU
     batches.set_state(ckpt["batch_rng"])
+    if precision is not None and "amp" in ckpt:
+        checks.check_amp(path, ckpt["amp"])
+        precision.load_state_dict(ckpt["amp"])
     return {"step": int(ckpt["step"]), "best_val_loss": float(ckpt["best_val_loss"]),
             "last_eval_step": int(ckpt["last_eval_step"])}
 

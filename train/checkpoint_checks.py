@@ -130,6 +130,22 @@ def check_training_fields(path, ckpt):
         check_pcg64(path, "batch_rng", ckpt["batch_rng"])
 
 
+AMP_KEYS = {"scale": is_number, "growth_factor": is_number, "backoff_factor": is_number,
+            "growth_interval": is_int, "_growth_tracker": is_int, "skipped_steps": is_int}
+
+
+def check_amp(path, amp):
+    """The loss scaler's state of a --dtype float16 run: the keys train/precision.py writes, positive and finite
+    numbers (a zero or inf scale would turn every gradient into 0 or inf)."""
+    if not isinstance(amp, dict) or set(amp) != set(AMP_KEYS):
+        raise fail(path, "amp", f"must be a loss scaler's state with keys {sorted(AMP_KEYS)}")
+    for key, ok in AMP_KEYS.items():
+        value = amp[key]
+        if not ok(value) or not math.isfinite(value) or value < (1 if key == "growth_interval" else 0) \
+                or (key == "scale" and value <= 0):
+            raise fail(path, f"amp.{key}", f"must be a finite number >= 0 of the right kind, got {str(value)[:40]!r}")
+
+
 def check_tokenizer(path, description, vocab_size):
     """The tokenizer a checkpoint describes, whose vocabulary must be the model's."""
     try:

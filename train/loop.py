@@ -24,6 +24,7 @@ from train.cli import check_seed, option
 from train.errors import Interrupted, TrainingDiverged
 from train.rundir import RunDirError, os_error_line
 from train.plot import LossPlot
+from train.precision import Precision, check_dtype
 
 
 @dataclass
@@ -53,6 +54,9 @@ class TrainConfig:
     log_interval: int = option(10, "read the loss for the progress bar every this many steps")
     sample_tokens: int = option(300, "tokens of text generated at the end (0: none)")
     plot: bool = option(True, "redraw out_dir/loss.png at every evaluation (needs matplotlib: the plot extra)")
+    dtype: str = option("float32", "float32, or float16: mixed precision (float16 matrix products, float32 weights "
+                                   "and loss, dynamic loss scaling), fast on CUDA and slow on the CPU")
+    tf32: bool = option(False, "float32 matrix products on CUDA in TF32 (tensor cores, 10-bit mantissa inputs)")
 
     def validate(self):
         for name in ("batch_size", "block_size", "eval_interval", "eval_iters", "log_interval"):
@@ -64,6 +68,7 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"--learning_rate must be positive, got {self.learning_rate}")
         check_seed(self.seed)
+        check_dtype(self.dtype)
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ValueError("--grad_clip and --weight_decay must be >= 0")
 
@@ -124,11 +129,12 @@ def make_optimizer(model, cfg):
     return tensorlite.optim.AdamW(groups, lr=cfg.learning_rate, betas=(0.9, cfg.beta2))
 
 
-def estimate_loss(model, batches, eval_iters):
-    """Mean loss over the same `eval_iters` batches of each split, in eval mode without a graph."""
+def estimate_loss(model, batches, eval_iters, precision=None):
+    """Mean loss over the same `eval_iters` batches of each split, in eval mode without a graph (under the
+    run's autocast with --dtype float16)."""
     model.eval()
     out = {}
-    with tensorlite.no_grad():
+    with tensorlite.no_grad(), (precision or Precision()).autocast():
         for split in ("train", "val"):
             total = None
             for x, y in batches.eval_batches(split, eval_iters):
@@ -148,24 +154,27 @@ class RunState:
     history: list = field(default_factory=list)
 
 
-def train_step(model, optimizer, x, y, grad_clip=0.0):
-    """One step: loss of the batch, gradients, clipping to norm grad_clip (if > 0), update. Returns the loss."""
-    _, loss = model(x, y)
+def train_step(model, optimizer, x, y, grad_clip=0.0, precision=None):
+    """One step: loss of the batch, gradients, clipping to norm grad_clip (if > 0), update. Returns the loss.
+    precision (train/precision.py) adds autocast and loss scaling for --dtype float16."""
+    precision = precision or Precision()
+    with precision.autocast():
+        _, loss = model(x, y)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if grad_clip > 0:
-        tensorlite.optim.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+    precision.step(model, optimizer, loss, grad_clip)
     return loss
 
 
-def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_step=None, print=tqdm.write):
-    """Train until cfg.max_iters. `extra` (model type, configs, tokenizer) goes into every checkpoint.
+def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_step=None, print=tqdm.write,
+               precision=None):
+    """Train until cfg.max_iters. `extra` (model type, configs, tokenizer) goes into every checkpoint;
+    precision: the run's --dtype (train/precision.py; float32 when None).
 
     `on_step(step, loss)` is called after each completed update (tests use it to interrupt a run).
     Returns the RunState; state.history holds the evaluations.
     """
     state = state or RunState()
+    precision = precision or Precision()
     last_path, best_path = os.path.join(out_dir, "last.ckpt"), os.path.join(out_dir, "best.ckpt")
     log_path = os.path.join(out_dir, "log.jsonl")
     tokens_per_step = cfg.batch_size * cfg.block_size
@@ -175,7 +184,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
     def checkpoint(path):
         try:
             save_checkpoint(path, {**extra, **training_state(model, optimizer, batches, state.step,
-                                                             state.best_val_loss, state.last_eval_step)})
+                                                             state.best_val_loss, state.last_eval_step, precision)})
         except OSError as exc:  # atomic_write removed its temporary file: the previous checkpoint is intact
             need = sum(p.numel() for p in model.parameters()) * 4 * 3  # weights and AdamW's two moments
             exc.filename = exc.filename or path
@@ -183,13 +192,15 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                               f"the previous {os.path.basename(path)} is kept)") from None
 
     def evaluate():
-        losses = estimate_loss(model, batches, cfg.eval_iters)
+        losses = estimate_loss(model, batches, cfg.eval_iters, precision)
         if not all(math.isfinite(v) for v in losses.values()):
             raise TrainingDiverged(f"the loss became {losses} at step {state.step}; the last good checkpoint is "
                                    f"{last_path}. Try a lower --learning_rate or --grad_clip 1.0.")
         record = {"step": state.step, "train_loss": losses["train"], "val_loss": losses["val"],
                   "lr": lr_at(state.step), "tokens": state.step * tokens_per_step,
                   "time": round(time.time() - started, 2), "cpu_time": round(time.process_time() - cpu_started, 2)}
+        if precision.scaler is not None:
+            record.update(loss_scale=precision.scaler.get_scale(), skipped_steps=precision.skipped_steps)
         state.history.append(record)
         state.last_eval_step = state.step
         improved = losses["val"] < state.best_val_loss
@@ -211,7 +222,8 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
         if plot is not None:
             plot.update()
         print(f"step {state.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}"
-              f"   [{(time.time() - started) / 60:.1f} min]" + (" (best)" if improved else ""))
+              f"   [{(time.time() - started) / 60:.1f} min]" + (" (best)" if improved else "")
+              + (f"   ({precision.describe()})" if precision.skipped_steps else ""))
 
     os.makedirs(out_dir, exist_ok=True)
     started, cpu_started = time.time(), time.process_time()
@@ -234,7 +246,7 @@ def train_loop(model, optimizer, batches, cfg, out_dir, extra, state=None, on_st
                 lr = lr_at(state.step)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss = train_step(model, optimizer, *batches.next(), cfg.grad_clip)
+                loss = train_step(model, optimizer, *batches.next(), cfg.grad_clip, precision)
                 state.step += 1
                 in_update = False
                 bar.update(1)

@@ -21,6 +21,7 @@ from train.cli import resolve_device
 from train.data import Batches, load_corpus
 from train.errors import CheckpointError, ResourceError
 from train.loop import RunState, make_optimizer, train_loop
+from train.precision import Precision
 from train.plot import LOG_NAME, PLOT_NAME, PlotError, best_record, read_log
 from train.rundir import RunDir, RunDirError, trim_log
 from train.tokenizers import UnknownCharacterError
@@ -147,16 +148,23 @@ def _run(cfg, model_type, given, on_step, out, run_dir):
     model.to(device)
     batches = Batches(corpus, cfg.batch_size, cfg.block_size, device=device, seed=cfg.seed)
     optimizer = make_optimizer(model, cfg)
+    precision = Precision(cfg.dtype, device)
+    tensorlite.backends.cuda.matmul.allow_tf32 = cfg.tf32
     state = RunState()
     if ckpt is not None:
-        state = RunState(**restore_training_state(ckpt, model, optimizer, batches))
+        state = RunState(**restore_training_state(ckpt, model, optimizer, batches, precision))
         trim_log(run_dir.path(LOG_NAME), state.last_eval_step, warn=out)
     else:
         run_dir.start_fresh()
 
     preset = getattr(cfg, "preset", None)
     out(f"device: {device}" + (f"   preset: {preset}" if preset else "")
-        + (f"   seed: {cfg.seed} (random)" if random_seed else ""))
+        + (f"   seed: {cfg.seed} (random)" if random_seed else "")
+        + (f"   dtype: float16 (mixed precision, {precision.describe()})" if precision.scaler else "")
+        + ("   tf32" if cfg.tf32 and device != "cpu" else ""))
+    if device == "cpu" and (precision.scaler or cfg.tf32):
+        out("note: " + ("--dtype float16 is slow on the CPU (NumPy has no float16 matrix product); it is meant for "
+                        "CUDA" if precision.scaler else "--tf32 has no effect on the CPU"))
     out(f"model: {model_type}, {model.num_params():,} parameters, config {model_config}")
     out(f"data: {corpus.source}: {len(corpus.train):,} training and {len(corpus.val):,} validation tokens, "
         f"vocabulary {corpus.tokenizer.vocab_size}")
@@ -166,7 +174,8 @@ def _run(cfg, model_type, given, on_step, out, run_dir):
     extra = {"model_type": model_type, "model_config": model_config, "tokenizer": corpus.tokenizer.to_dict(),
              "train_config": dataclasses.asdict(cfg)}
     first_step, started = state.step, time.perf_counter()
-    state = train_loop(model, optimizer, batches, cfg, cfg.out_dir, extra, state, on_step=on_step)
+    state = train_loop(model, optimizer, batches, cfg, cfg.out_dir, extra, state, on_step=on_step,
+                       precision=precision)
     seconds = time.perf_counter() - started
     if cfg.sample_tokens:
         out("sample:")

@@ -3,6 +3,7 @@
 ``inplace=`` is accepted for compatibility, but the result is always a new tensor (the input is
 left as it is): use the returned value, as in ``x = F.relu(x, inplace=True)``.
 """
+from .. import amp
 from .arguments import check_same_device, check_same_dtype, check_tensor
 from .fused.activation import ELU, SELU, BiasAct, Hardtanh, LeakyReLU, LogSigmoid, Mish, SiLU, Softplus, Softsign
 
@@ -38,6 +39,7 @@ def bias_act(input, bias, activation="relu"):
     if input.ndim == 0 or bias.shape != (input.shape[-1],):
         raise RuntimeError(f"bias_act(): bias of shape {tuple(bias.shape)} does not match the last dimension of "
                            f"the input of shape {tuple(input.shape)}")
+    input, bias = amp.lower(input, bias)  # inside autocast: linear's bias add, in float16 as linear's own
     check_same_dtype("bias_act", input=input, bias=bias)
     check_same_device("bias_act", input=input, bias=bias)
     return BiasAct.apply(input, bias, kind=activation)

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from .. import backend
+from .. import amp, backend
 from .._checks import wrap_dim
 from ..ops.softmax import LogSoftmax, Softmax
 from ..functions import cat
@@ -70,26 +70,29 @@ def _softmax_args(input, dim, dtype, fname, stacklevel):
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     """exp(x) / sum(exp(x)) along `dim`, computed without overflow; dtype: cast the input first."""
     input, dim = _softmax_args(input, dim, dtype, "softmax", _stacklevel)
+    input, = amp.full(input)
     return Softmax.apply(input, dim=dim)
 
 
 def softmin(input, dim=None, _stacklevel=3, dtype=None):
     """softmax(-x) along `dim`."""
     input, dim = _softmax_args(input, dim, dtype, "softmin", _stacklevel)
+    input, = amp.full(input)
     return Softmax.apply(-input, dim=dim)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     """x - logsumexp(x) along `dim`: finite for any finite logits (unlike log(softmax(x)))."""
     input, dim = _softmax_args(input, dim, dtype, "log_softmax", _stacklevel)
+    input, = amp.full(input)
     return LogSoftmax.apply(input, dim=dim)
 
 
 # ---------------------------------------------------------------- layer norm
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the trailing dimensions `normalized_shape`, then scale by weight and shift by bias."""
-    x = input
-    check_tensor(x, "input", "layer_norm")
+    check_tensor(input, "input", "layer_norm")
+    x, weight, bias = amp.full(input, weight, bias)  # inside autocast: statistics and output in float32
     shape = (normalized_shape,) if isinstance(normalized_shape, (int, np.integer)) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or k > x.ndim or x.shape[x.ndim - k:] != shape:
@@ -165,6 +168,7 @@ def linear(input, weight, bias=None):
         check_tensor(bias, "bias", "linear")
         if bias.shape != (weight.shape[0],):
             raise RuntimeError(f"linear(): bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
+    x, weight, bias = amp.lower(x, weight, bias)  # inside autocast: a float16 product
     check_same_dtype("linear", input=x, weight=weight, bias=bias)
     check_same_device("linear", input=x, weight=weight, bias=bias)
     return Linear.apply(x, weight, *([bias] if bias is not None else []))
@@ -250,6 +254,7 @@ def self_attention(qkv, n_head, is_causal=True, dropout_p=0.0, scale=None):
         raise ValueError(f"self_attention(): qkv must be (B, T, 3 * C) with C divisible by n_head={n_head}, "
                          f"got shape {tuple(qkv.shape)}")
     p = check_dropout_p(dropout_p, "self_attention")
+    qkv, = amp.lower(qkv)
     B, T, C3 = qkv.shape
     scale = 1 / math.sqrt(C3 // (3 * n_head)) if scale is None else float(scale)
     mask = dropout_mask((B, n_head, T, T), p, qkv.dtype, qkv.device) if p > 0 else None
@@ -275,6 +280,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise RuntimeError(f"{fname}(): query {tuple(q.shape)} and key {tuple(k.shape)} need the same embedding size, "
                            f"and key and value {tuple(v.shape)} the same number of keys")
+    q, k, v = amp.lower(q, k, v)  # inside autocast: float16 products (the softmax statistics stay float32)
+    if attn_mask is not None and attn_mask.dtype.kind == "f":
+        attn_mask, = amp.lower(attn_mask)
     check_same_dtype(fname, query=q, key=k, value=v)
     check_same_device(fname, query=q, key=k, value=v)
     if enable_gqa and q.ndim >= 3 and k.shape[-3] != q.shape[-3]:

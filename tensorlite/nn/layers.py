@@ -1,7 +1,7 @@
 """The layers of a GPT, each a thin Module around a function of ``tensorlite.nn.functional``."""
 import numpy as np
 
-from .. import backend
+from .. import amp, backend
 from ..autograd import no_grad
 from ..tensor import Tensor
 from . import functional as F, init
@@ -103,6 +103,7 @@ class LayerNorm(Module):
             return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         check_tensor(x, "input", "LayerNorm")
         check_tensor(residual, "residual", "LayerNorm")
+        x, residual = amp.full(x, residual)  # inside autocast: as F.layer_norm, in float32
         k = len(self.normalized_shape)
         if residual.shape != x.shape or x.ndim < k or tuple(x.shape[x.ndim - k:]) != self.normalized_shape:
             raise RuntimeError(f"LayerNorm: input {tuple(x.shape)} and residual {tuple(residual.shape)} must have "

@@ -7,7 +7,7 @@ Function on the logits as they are (no copy). Other layouts move the class dim l
 """
 import numpy as np
 
-from .. import backend
+from .. import amp, backend
 from ..ops.softmax import LogSoftmax
 from ..tensor import Tensor
 from .arguments import check_reduction, check_same_device, check_same_dtype, check_tensor, index_array, reduce_loss
@@ -74,6 +74,9 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     With reduction='mean' and every target ignored the loss is nan, as in PyTorch, and its gradient is 0.
     """
     check_tensor(input, "input", "cross_entropy")
+    input, = amp.full(input)  # inside autocast: the loss in float32
+    if isinstance(target, Tensor) and target.data.dtype.kind == "f":
+        target, = amp.full(target)
     reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction, "cross_entropy")
     eps = float(label_smoothing)
@@ -110,6 +113,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     """Negative log-likelihood of log-probabilities `input` (classes on dim 1) at the target class indices:
     cross_entropy(x, t) == nll_loss(log_softmax(x, 1), t)."""
     check_tensor(input, "input", "nll_loss")
+    input, = amp.full(input)
     reduction = legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction, "nll_loss")
     rows, t, valid, out_shape, c = _class_rows(input, target, ignore_index, "nll_loss")
@@ -135,6 +139,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     """(input - target)^2, reduced (target broadcast against input, as PyTorch does with a warning)."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _pointwise_args(input, target, "mse_loss", reduction)
+    input, target = amp.full(input, target)
     return reduce_loss(_weighted((input - target) ** 2, weight), reduction)
 
 
@@ -170,6 +175,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     pos_weight (broadcast along the last dim) weighs the positive term."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     _pointwise_args(input, target, "binary_cross_entropy_with_logits", reduction, same_shape=True)
+    input, target = amp.full(input, target)
     check_same_dtype("binary_cross_entropy_with_logits", input=input, target=target)
     consts = {}
     for name, t in (("weight", weight), ("pos_weight", pos_weight)):
