@@ -169,6 +169,7 @@ def check(args, parts, out, work):
             record.update(status="skipped", reason="out of time")
             print(f"[{elapsed:4.0f} s] {part.name}: skipped: out of time", flush=True)
             continue
+        # its share of what is left, among the parts still to run; never under MIN_PART_S, never over what is left
         limit = min(left, max(MIN_PART_S, left * part.weight_s / sum(p.weight_s for p in parts[i:])))
         record["limit_s"] = limit
         print(f"[{elapsed:4.0f} s] {part.name}: {part.title} (limit {limit:.0f} s)", flush=True)
@@ -176,13 +177,12 @@ def check(args, parts, out, work):
         t0 = _now()
         try:
             rc, timed_out = run_part(part, limit, log_path)
-        except KeyboardInterrupt:
-            record.update(status="failed", reason="device_check was interrupted", seconds=_now() - t0)
+        except KeyboardInterrupt:  # Ctrl-C or a kill from outside: keep what was measured, run nothing more
+            record.update(status="failed", reason="device_check was interrupted", seconds=_now() - t0,
+                          tail=_tail(log_path))
             for later in report["parts"][i + 1:]:
                 later.update(status="skipped", reason="device_check was interrupted")
             break
-        finally:
-            report["elapsed_s"] = _now() - start
         record["seconds"] = _now() - t0
         finish_part(record, part, rc, timed_out, log_path)
         if part.name == "machine" and isinstance(record.get("result"), dict):
@@ -206,7 +206,7 @@ def _date():
 
 
 def parse_args(argv):
-    names = device_parts.NAMES
+    names = device_parts.NAMES  # the choices of --only and --skip
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", required=True, help="folder for device_check.json, .md and .log")

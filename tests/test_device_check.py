@@ -3,7 +3,10 @@ the time budget, a failing or hanging part that does not stop the others, and no
 Fake parts (one-line Python programs) and a fake clock test the budget without waiting for it."""
 import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -105,6 +108,26 @@ def test_a_failing_part_and_a_hanging_one_do_not_stop_the_others(tmp_path, monke
     assert parts["silent"]["reason"] == "it wrote no silent.json" and parts["fine"]["status"] == "passed"
     assert "### crash: the last lines of its output" in md and "boom: a CUDA error" in md
     assert "failed: crash, hang, silent" in capsys.readouterr().out
+
+
+def test_a_kill_from_outside_stops_the_part_and_keeps_what_was_measured(tmp_path, monkeypatch):
+    fakes = [_fake_part(tmp_path, "first", WRITES), _fake_part(tmp_path, "hang", "time.sleep(120)"),
+             _fake_part(tmp_path, "never", WRITES)]
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    real_run = device_check.run_part
+
+    def run_part(part, limit_s, log_path):
+        if part.name == "hang":
+            timer.start()  # the kill comes while this part runs
+        return real_run(part, limit_s, log_path)
+    monkeypatch.setattr(device_check, "run_part", run_part)
+    try:
+        code, report, parts, md = _run_fakes(tmp_path, monkeypatch, fakes)
+    finally:
+        timer.cancel()
+    assert code == 1 and parts["first"]["status"] == "passed" and parts["hang"]["seconds"] < 30
+    assert parts["hang"]["reason"] == parts["never"]["reason"] == "device_check was interrupted"
+    assert signal.getsignal(signal.SIGTERM) is not device_check._interrupt  # put back
 
 
 FAILING_TESTS = '''
