@@ -126,6 +126,13 @@ def _matmul_section(report):
     return lines
 
 
+def _nvidia_smi(machine):
+    """nvidia-smi's answer (a CSV header and a row per GPU: name, driver, memory, clock, power) as one line."""
+    text = machine.get("nvidia_smi") or ""
+    rows = text.splitlines()
+    return ["", "nvidia-smi: " + " | ".join(rows[1:])] if len(rows) >= 2 else []
+
+
 def markdown(report):
     """device_check.md: the targets table first, then the tests, the breakdowns, and every part's status."""
     m = report["machine"]
@@ -139,7 +146,7 @@ def markdown(report):
              "Machine: " + common.describe_machine(m).replace("\n", " | ") +
              (f" | CUDA driver {gpu.get('cuda_driver')}, runtime {gpu.get('cuda_runtime')}" if gpu.get("available")
               else "") + (f" | torch CUDA {torch.get('cuda')}" if torch.get("cuda") else "") +
-             (f" | commit {m['commit'][:12]}" if m.get("commit") else ""), "",
+             (f" | commit {m['commit'][:12]}" if m.get("commit") else ""), *_nvidia_smi(m), "",
              "## tensorlite / PyTorch eager", "",
              "Median step times (forward, backward, AdamW) of one run that alternates the two libraries; PyTorch eager "
              "with a fused q/k/v projection and scaled_dot_product_attention, its float16 under torch.autocast with "

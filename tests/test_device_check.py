@@ -213,10 +213,12 @@ def test_the_summary_of_a_gpu_run(tmp_path):
                                             "speedup": 80.0}]}}}]
     gpu = {"available": True, "name": "NVIDIA H200", "cuda_driver": 13000, "cuda_runtime": 12080}
     machine = {"date": "d", "cpu": "x", "cores": 16, "numpy": "2", "blas": {}, "blas_threads": 16, "cupy": "14",
-               "torch": "2.11", "python": "3.12", "gpu": gpu, "torch_detail": {"cuda": "13.0"}}
+               "torch": "2.11", "python": "3.12", "gpu": gpu, "torch_detail": {"cuda": "13.0"},
+               "nvidia_smi": "name, driver_version, memory.total [MiB]\nNVIDIA H200, 580.159.03, 143771 MiB"}
     report = {"args": {"device": "cuda"}, "started": "now", "budget_s": 480, "elapsed_s": 400, "exit_status": 1,
               "machine": machine, "parts": parts}
     md = device_report.markdown(report)
+    assert "nvidia-smi: NVIDIA H200, 580.159.03, 143771 MiB" in md
     assert "# tensorlite device check: NVIDIA H200" in md and "CUDA driver 13000" in md and "torch CUDA 13.0" in md
     assert "| course GPT (14,271,041 parameters), float32 | **1.25** |" in md and "<= 1.0: **not met** |" in md
     assert "TF32 | **0.95** |" in md and "<= 1.0: met |" in md
