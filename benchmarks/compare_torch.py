@@ -291,7 +291,7 @@ def compare(args, machine):
                                    "ok" if c["ok"] else "FAIL"])
         if args.check_only:
             continue
-        missing = precision.tensorlite_missing(args.dtype)
+        missing = precision.tensorlite_missing(args.dtype, device)
         for preset in args.presets:
             if missing:  # recorded, not raised: the other modes and presets still say something
                 time_rows.append([device, preset, f"unavailable: {missing}"])

@@ -61,7 +61,7 @@ def traced_peak(step):
 
 
 def measure_tensorlite(size, device, args):
-    missing = precision.tensorlite_missing(args.dtype)
+    missing = precision.tensorlite_missing(args.dtype, device)
     if missing:
         return {"unavailable": missing}
     on_cpu = device == "cpu"

@@ -57,8 +57,8 @@ def _tensorlite_matmul_flags():
     return flags if flags is not None and hasattr(flags, "allow_tf32") else None
 
 
-def tensorlite_missing(mode):
-    """None if this tensorlite has what `mode` needs, else a sentence saying what is missing."""
+def tensorlite_missing(mode, device):
+    """None if this tensorlite has what `mode` needs on `device`, else a sentence saying what is missing."""
     if mode == "tf32" and _tensorlite_matmul_flags() is None:
         return "this tensorlite has no tensorlite.backends.cuda.matmul.allow_tf32"
     if mode == "float16":
@@ -66,6 +66,11 @@ def tensorlite_missing(mode):
             return "this tensorlite has no tensorlite.autocast"
         if not hasattr(_tensorlite_amp(), "GradScaler"):
             return "this tensorlite has no tensorlite.amp.GradScaler"
+        try:  # an autocast may refuse a device or a dtype as it is entered (PyTorch's CPU autocast once did)
+            with tensorlite.autocast(device_type=_device_type(device), dtype=tensorlite.float16):
+                pass
+        except (RuntimeError, ValueError, TypeError, NotImplementedError) as exc:
+            return f"tensorlite.autocast refuses float16 on {_device_type(device)}: {exc}"
     return None
 
 

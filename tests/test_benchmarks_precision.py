@@ -88,8 +88,20 @@ def test_float16_runs_the_forward_under_autocast_and_steps_through_the_scaler(tm
     FakeScaler.calls = []
     (t,) = _run(tmp_path, "--dtype", "float16")
     assert t["dtype"] == "float16" and t["stats"]["tensorlite"]["median_s"] > 0 and t["stats"]["torch"]["median_s"] > 0
-    assert entered == [("cpu", tensorlite.float16)] * 3
+    assert entered == [("cpu", tensorlite.float16)] * 4  # the check that it accepts the device, then each step
     assert FakeScaler.calls == ["scale", "step", "update"] * 3
+
+
+def test_an_autocast_that_refuses_the_device_makes_the_mode_unavailable(monkeypatch):
+    @contextlib.contextmanager
+    def autocast(device_type, dtype):
+        raise RuntimeError(f"autocast: {device_type} supports bfloat16 only")
+        yield
+    monkeypatch.setattr(tensorlite, "autocast", autocast, raising=False)
+    monkeypatch.setattr(tensorlite, "amp", SimpleNamespace(GradScaler=FakeScaler), raising=False)
+    assert precision.tensorlite_missing("float16", "cpu") == \
+        "tensorlite.autocast refuses float16 on cpu: autocast: cpu supports bfloat16 only"
+    assert precision.tensorlite_missing("float32", "cpu") is None
 
 
 def test_param_dtype_keeps_float32_master_weights():
