@@ -4,7 +4,7 @@
     python -m benchmarks.compare_torch --presets cpu course --steps 20 --json out.json
     python -m benchmarks.compare_torch --no_check --breakdown  # where each library's step goes
     python -m benchmarks.compare_torch --presets cpu course --plot steps.png   # bars per library and preset
-    CUPY_TF32=1 python -m benchmarks.compare_torch --device cuda --tf32
+    python -m benchmarks.compare_torch --device cuda --presets course --dtype tf32   # or float16 (autocast)
 
 1. Correctness. The GPT of models/gpt.py is written again in PyTorch (torch_gpt.py), with
    torch.nn.functional.scaled_dot_product_attention and one fused q/k/v
@@ -47,9 +47,9 @@ import numpy as np
 import tensorlite
 from tensorlite import backend
 
-from . import common
+from . import common, precision
 from .torch_gpt import TORCH_IMPORT_ERROR, torch, torch_device, torch_twin
-from .train_step import PRESETS, add_size_args, build, resolve_size, train_step
+from .train_step import PRESETS, add_size_args, build, resolve_size
 
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
 THREAD_ENV = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")  # printed with the results
@@ -91,24 +91,16 @@ def check_gradients(size, device="cpu", dtype="float64", seed=0, activation="rel
             "ok": loss_error <= tol and errors[worst] <= tol}
 
 
-def torch_step(model, optimizer, x, y, device):
-    _, loss = model(x, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    if device != "cpu":
-        torch.cuda.synchronize(device)
-    return loss
-
-
 def _both(size, device, args, warmup):
-    """tensorlite's setup and one training step of each library ({"tensorlite": f, "torch": f}, the
-    PyTorch twin with AdamW of the same hyperparameters), after `warmup` steps of each."""
-    s = build("gpt", size, device, args.dtype, args.seed, lr=args.lr)
+    """tensorlite's setup and one training step of each library in the precision mode args.dtype
+    ({"tensorlite": f, "torch": f}, the PyTorch twin with AdamW of the same hyperparameters), after
+    `warmup` steps of each. Call it, and the steps, inside precision.flags(args.dtype)."""
+    s = build("gpt", size, device, precision.param_dtype(args.dtype), args.seed, lr=args.lr)
     twin = torch_twin(s.model, device)
     opt = torch.optim.AdamW(twin.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2)
     x, y = _torch_batch(s)
-    runs = {"tensorlite": lambda: train_step(s), "torch": lambda: torch_step(twin, opt, x, y, device)}
+    runs = {"tensorlite": precision.tensorlite_step(s, args.dtype),
+            "torch": precision.torch_step(twin, opt, x, y, device, args.dtype)}
     for _ in range(warmup):
         for run in runs.values():
             run()
@@ -117,13 +109,14 @@ def _both(size, device, args, warmup):
 
 def time_alternating(size, device, args):
     """Median step times of both libraries, measured tl, torch, tl, torch, ... after a warm-up."""
-    s, runs = _both(size, device, args, args.warmup)
-    samples = {name: [] for name in runs}
-    for _ in range(args.steps):
-        for name, run in runs.items():
-            t0 = time.perf_counter()
-            run()
-            samples[name].append(time.perf_counter() - t0)
+    with precision.flags(args.dtype):
+        s, runs = _both(size, device, args, args.warmup)
+        samples = {name: [] for name in runs}
+        for _ in range(args.steps):
+            for name, run in runs.items():
+                t0 = time.perf_counter()
+                run()
+                samples[name].append(time.perf_counter() - t0)
     stats = {name: common.summarize(v) for name, v in samples.items()}
     pair_ratios = [a / b for a, b in zip(samples["tensorlite"], samples["torch"])]
     return {"device": device, "size": size, "dtype": args.dtype, "tokens_per_step": s.tokens,
@@ -195,13 +188,13 @@ def parse_args(argv):
     p.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=None,
                    help="several presets in one run (default: cpu, or --preset)")
     p.add_argument("--device", nargs="+", default=["cpu", "cuda"], help="cpu and/or cuda[:N]")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="dtype of the timed steps")
+    p.add_argument("--dtype", choices=precision.MODES, default="float32",
+                   help="precision of the timed steps: float32, float64, tf32 (TF32 tensor cores for float32 "
+                        "products, both libraries), float16 (autocast + GradScaler, both libraries)")
     p.add_argument("--steps", type=int, default=None, help="alternated timed steps of each (default 10; --quick 3)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps of each first (default 2; --quick 1)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tf32", action="store_true", help="let float32 matmuls use TF32 tensor cores on the GPU "
-                   "(torch flags; CuPy needs CUPY_TF32=1 in the environment before it is imported)")
     p.add_argument("--no_check", action="store_true", help="skip the gradient agreement check")
     p.add_argument("--check_only", action="store_true", help="only the gradient agreement check")
     p.add_argument("--check_size", choices=["tiny", "preset"], default="preset",
@@ -261,21 +254,13 @@ def _usable(device):
 
 
 def torch_machine(args):
-    """The machine description with PyTorch's settings: its threads (as many as NumPy's BLAS uses), TF32,
-    the thread variables in effect."""
+    """The machine description with PyTorch's settings: its threads (as many as NumPy's BLAS uses), the
+    thread variables in effect."""
     machine = common.machine_info()
     blas_threads = machine["blas_threads"] or machine["cores"]
     torch.set_num_threads(args.threads or blas_threads)
     machine["torch_threads"] = torch.get_num_threads()
     machine["torch_parallel_info"] = torch.__config__.parallel_info().splitlines()[:6]
-    tf32 = {"torch": False, "cupy": os.environ.get("CUPY_TF32") == "1"}
-    if args.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        tf32["torch"] = True
-        if not tf32["cupy"]:
-            print("note: --tf32 enables TF32 in torch only; start with CUPY_TF32=1 for tensorlite (CuPy) too")
-    machine["tf32"] = tf32
     machine["thread_env"] = {k: os.environ.get(k, "unset") for k in THREAD_ENV}
     return machine
 
@@ -306,13 +291,21 @@ def compare(args, machine):
                                    "ok" if c["ok"] else "FAIL"])
         if args.check_only:
             continue
+        missing = precision.tensorlite_missing(args.dtype, device)
         for preset in args.presets:
+            if missing:  # recorded, not raised: the other modes and presets still say something
+                time_rows.append([device, preset, f"unavailable: {missing}"])
+                results["timings"].append({"device": device, "preset": preset, "dtype": args.dtype,
+                                           "unavailable": missing})
+                continue
             r = time_alternating(args.sizes[preset], device, args)
             r["preset"] = preset
             results["timings"].append(r)
             st = r["stats"]
             if args.breakdown:
-                if device == "cpu":
+                if args.dtype not in ("float32", "float64"):
+                    breakdown_rows.append([device, preset, "skipped: the breakdown times plain float32/float64 steps"])
+                elif device == "cpu":
                     r["breakdown_s"] = breakdown(args.sizes[preset], device, args)
                     breakdown_rows += [[device, preset, label, f"{a * 1e3:.2f}", f"{b * 1e3:.2f}",
                                         f"{a / b:.2f}" if a > 0 and b > 0 else "-"]

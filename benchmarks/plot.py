@@ -172,7 +172,8 @@ def compare_torch_figure(payload):
     timings = payload["results"].get("timings", [])
     measured = [t for t in timings if "stats" in t]
     if not measured:
-        why = "; ".join(f"{t.get('device')}: {t['skipped']}" for t in timings if "skipped" in t)
+        why = "; ".join(f"{t.get('device')}: {t.get('skipped') or t['unavailable']}" for t in timings
+                        if "skipped" in t or "unavailable" in t)
         raise ValueError("the compare_torch results hold no timed step to draw" + (f" ({why})" if why else ""))
     fig = Figure(figsize=(max(7.5, 3.4 * len(measured) + 1), 5.4), constrained_layout=True)
     axes = fig.subplots(1, len(measured), squeeze=False)[0]
