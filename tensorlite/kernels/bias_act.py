@@ -81,9 +81,9 @@ def _pre(x, b):
 
 def bias_act_reference(xp, x, b, kind):
     """act(x + b) in array operations, h in float32 for float16 (in x's dtype otherwise); y in x's dtype."""
-    h = _pre(x, b)
+    h = _pre(x, b)  # a new array: the activations below may overwrite it
     if kind == "relu":
-        y = xp.maximum(h, xp.zeros((), h.dtype))
+        y = xp.maximum(h, 0, out=h)
     elif kind == "gelu":
         y = h * (0.5 * (1 + backend.erf(h / math.sqrt(2))))
     else:
@@ -97,7 +97,7 @@ def bias_act_backward_reference(xp, g, x, b, kind):
     """dx = g act'(x + b) in x's dtype, and db = the sum of dx over all leading dims, in b's dtype."""
     h = _pre(x, b)
     if kind == "relu":
-        dx = xp.where(h > 0, g, xp.zeros((), g.dtype))
+        dx = g * (h > 0)  # a product, as the kernel's (np.where is 20x slower on a random mask)
     elif kind == "gelu":
         d = 0.5 * (1 + backend.erf(h / math.sqrt(2))) + h * xp.exp(-0.5 * h * h) / math.sqrt(2 * math.pi)
         dx = g * d
