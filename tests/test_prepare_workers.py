@@ -112,9 +112,9 @@ def start_slow_prepare(tmp_path):
     """A preparation with 2 workers that runs for a while: many units of text, BPE."""
     src = tmp_path / "src"
     src.mkdir()
-    for k in range(24):
-        (src / f"{k:02d}.xz").write_bytes(lzma.compress(" ".join(f"w{(k * 7919 + i) % 5000}" for i in range(
-            150_000)).encode(), preset=0))
+    unit = lzma.compress(" ".join(f"w{(i * 7919) % 5000}" for i in range(150_000)).encode(), preset=0)
+    for k in range(160):  # ~130 MB of text: several seconds of work, so the signal comes in the middle
+        (src / f"{k:03d}.xz").write_bytes(unit)
     return subprocess.Popen([sys.executable, "-m", "train.prepare", "openwebtext", "--src", str(src), "--out",
                              str(tmp_path / "out"), "--workers", "2", "--tokenizer", "bpe", "--vocab_size", "400"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
