@@ -160,7 +160,8 @@ def _run(cfg, model_type, given, on_step, out, run_dir):
     preset = getattr(cfg, "preset", None)
     out(f"device: {device}" + (f"   preset: {preset}" if preset else "")
         + (f"   seed: {cfg.seed} (random)" if random_seed else "")
-        + (f"   dtype: float16 (mixed precision, {precision.describe()})" if precision.scaler else "")
+        + (f"   dtype: float16 (mixed precision, loss scale {precision.scaler.get_scale():g})"
+           if precision.scaler else "")
         + ("   tf32" if cfg.tf32 and device != "cpu" else ""))
     if device == "cpu" and (precision.scaler or cfg.tf32):
         out("note: " + ("--dtype float16 is slow on the CPU (NumPy has no float16 matrix product); it is meant for "
