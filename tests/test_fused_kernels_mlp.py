@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 
 import tensorlite as tl
 import tensorlite.kernels.adamw as kernels_adamw
+import tensorlite.kernels.rows as kernels_rows
 import tensorlite.nn.functional as F
 import tensorlite.optim.adamw as optim_adamw
 from tensorlite import kernels, nn
@@ -139,7 +140,7 @@ class FakeCupy:
 
 def flat_on_cpu(monkeypatch, opt):
     """Make `opt` take the fused path on the CPU, the kernel's own source run on NumPy."""
-    monkeypatch.setattr(kernels_adamw, "_kernel", None)
+    monkeypatch.setattr(kernels_rows, "_built", {})
     monkeypatch.setattr(optim_adamw, "adamw_kernel", lambda xp: kernels_adamw.adamw_kernel(FakeCupy))
     monkeypatch.setattr(opt, "_use_fused", lambda p: True)
 

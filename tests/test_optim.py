@@ -759,11 +759,12 @@ def test_fused_kernel_path_equals_the_array_path(monkeypatch, name, config):
     """The CUDA kernel's path for Adam's L2 decay and maximize (the gradient prepared first), run through
     the kernel's own source on NumPy, gives the array path's numbers exactly (float64)."""
     import tensorlite.kernels.adamw as kernels_adamw
+    import tensorlite.kernels.rows as kernels_rows
     import tensorlite.optim.adamw as optim_adamw
 
     class FakeCupy:
         ElementwiseKernel = NumpyElementwiseKernel
-    monkeypatch.setattr(kernels_adamw, "_kernel", None)
+    monkeypatch.setattr(kernels_rows, "_built", {})
     monkeypatch.setattr(optim_adamw, "adamw_kernel", lambda xp: kernels_adamw.adamw_kernel(FakeCupy))
     rng = np.random.default_rng(1)
     p0, grads = rng.standard_normal((3, 5)), [rng.standard_normal((3, 5)) for _ in range(5)]

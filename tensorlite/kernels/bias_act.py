@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from .. import backend
-from .rows import compute_dtype
+from .rows import build_once, compute_dtype
 
 KINDS = {"relu": 0, "gelu": 1, "gelu_tanh": 2}
 
@@ -39,25 +39,18 @@ __device__ float tl_act_grad(float h, int kind) {
 }
 """
 
-_kernels = {}
-
-
 def forward_kernel(cupy):
     """ElementwiseKernel: y = act(x + b); call as kernel(x, b, kind) with b broadcast along the last dim."""
-    if "forward" not in _kernels:
-        _kernels["forward"] = cupy.ElementwiseKernel(
-            "T x, T b, int32 kind", "T y", "y = (T)tl_act((float)x + (float)b, kind);",
-            "tensorlite_bias_act_fwd", preamble=_PREAMBLE)
-    return _kernels["forward"]
+    return build_once("tensorlite_bias_act_fwd", lambda: cupy.ElementwiseKernel(
+        "T x, T b, int32 kind", "T y", "y = (T)tl_act((float)x + (float)b, kind);",
+        "tensorlite_bias_act_fwd", preamble=_PREAMBLE))
 
 
 def backward_kernel(cupy):
     """ElementwiseKernel: dx = g act'(x + b); call as kernel(g, x, b, kind)."""
-    if "backward" not in _kernels:
-        _kernels["backward"] = cupy.ElementwiseKernel(
-            "T g, T x, T b, int32 kind", "T dx", "dx = (T)((float)g * tl_act_grad((float)x + (float)b, kind));",
-            "tensorlite_bias_act_bwd", preamble=_PREAMBLE)
-    return _kernels["backward"]
+    return build_once("tensorlite_bias_act_bwd", lambda: cupy.ElementwiseKernel(
+        "T g, T x, T b, int32 kind", "T dx", "dx = (T)((float)g * tl_act_grad((float)x + (float)b, kind));",
+        "tensorlite_bias_act_bwd", preamble=_PREAMBLE))
 
 
 def bias_act_forward(cupy, x, b, kind):

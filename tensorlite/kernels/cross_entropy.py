@@ -16,7 +16,7 @@ The references compute the same in array operations; the CPU tests check them ag
 """
 import numpy as np
 
-from .rows import build_raw, launch_rows, row_source
+from .rows import build_once, build_raw, launch_rows, row_source
 
 _FORWARD = r"""
 extern "C" __global__ void tensorlite_cross_entropy_fwd(
@@ -42,19 +42,13 @@ def forward_source(dtype):
     return row_source(_FORWARD, dtype)
 
 
-_grad_kernel = None
-
-
 def grad_kernel(cupy):
     """ElementwiseKernel: grad = scale (exp(x - lse) - [column == t]) over (N, C), with lse, t and scale as
     (N, 1) columns and c the number of classes (the output is C-contiguous, so its column is i % c)."""
-    global _grad_kernel
-    if _grad_kernel is None:
-        _grad_kernel = cupy.ElementwiseKernel(
-            "T x, float32 lse, int64 t, float32 scale, int64 c", "T grad",
-            "grad = (T)(scale * (expf((float)x - lse) - (t == i % c ? 1.0f : 0.0f)));",
-            "tensorlite_cross_entropy_grad")
-    return _grad_kernel
+    return build_once("tensorlite_cross_entropy_grad", lambda: cupy.ElementwiseKernel(
+        "T x, float32 lse, int64 t, float32 scale, int64 c", "T grad",
+        "grad = (T)(scale * (expf((float)x - lse) - (t == i % c ? 1.0f : 0.0f)));",
+        "tensorlite_cross_entropy_grad"))
 
 
 def cross_entropy_forward(cupy, logits, t, valid):

@@ -14,18 +14,14 @@ float16 u rounded up to 1.0 would otherwise keep an element with scale inf).
 """
 import numpy as np
 
-_kernel = None
-
+from .rows import build_once
 
 def dropout_kernel(cupy):
     """ElementwiseKernel: kernel(x, u, p, scale) -> (y, mask), p and scale cast to x's type."""
-    global _kernel
-    if _kernel is None:
-        _kernel = cupy.ElementwiseKernel(
-            "T x, T u, T p, T scale", "T y, T mask",
-            "mask = (float)u >= (float)p ? scale : (T)0.0f; y = (T)((float)x * (float)mask);",
-            "tensorlite_dropout")
-    return _kernel
+    return build_once("tensorlite_dropout", lambda: cupy.ElementwiseKernel(
+        "T x, T u, T p, T scale", "T y, T mask",
+        "mask = (float)u >= (float)p ? scale : (T)0.0f; y = (T)((float)x * (float)mask);",
+        "tensorlite_dropout"))
 
 
 def dropout_forward(cupy, x, u, p):

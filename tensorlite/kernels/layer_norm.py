@@ -15,7 +15,7 @@ statistics; the CPU tests check them against ``nn.fused.norm.LayerNorm`` and ``n
 """
 import numpy as np
 
-from .rows import build_raw, launch_rows, row_source
+from .rows import build_once, build_raw, launch_rows, row_source
 
 _FORWARD = r"""
 extern "C" __global__ void tensorlite_layer_norm_fwd(
@@ -91,18 +91,12 @@ def backward_source(dtype):
     return row_source(_BACKWARD, dtype)
 
 
-_column_kernel = None
-
-
 def column_kernel(cupy):
     """ReductionKernel: dw = sum over rows of g (s - mean) rstd, in float32; call with mean and rstd as
     (rows, 1) columns and axis=0."""
-    global _column_kernel
-    if _column_kernel is None:
-        _column_kernel = cupy.ReductionKernel(
-            "T g, T s, float32 mean, float32 rstd", "float32 dw",
-            "(float)g * (((float)s - mean) * rstd)", "a + b", "dw = a", "0", "tensorlite_layer_norm_dw")
-    return _column_kernel
+    return build_once("tensorlite_layer_norm_dw", lambda: cupy.ReductionKernel(
+        "T g, T s, float32 mean, float32 rstd", "float32 dw",
+        "(float)g * (((float)s - mean) * rstd)", "a + b", "dw = a", "0", "tensorlite_layer_norm_dw"))
 
 
 def layer_norm_forward(cupy, x, r, w, b, eps):

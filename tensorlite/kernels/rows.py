@@ -55,14 +55,20 @@ def row_source(body, dtype):
 _built = {}
 
 
-def build_raw(cupy, name, source_of, dtype):
-    """cupy.RawKernel(source_of(dtype), name), built once per (name, dtype). Building compiles nothing;
-    CuPy compiles at the first launch (and caches the binary on disk)."""
-    key = (name, np.dtype(dtype).name)
+def build_once(key, make):
+    """make() the first time `key` is asked for, the same kernel object after: every kernel module builds its
+    kernels through this. Building compiles nothing; CuPy compiles at the first launch (and caches the
+    binary on disk)."""
     kernel = _built.get(key)
     if kernel is None:
-        kernel = _built[key] = cupy.RawKernel(source_of(dtype), name, options=("--std=c++14",))
+        kernel = _built[key] = make()
     return kernel
+
+
+def build_raw(cupy, name, source_of, dtype):
+    """cupy.RawKernel(source_of(dtype), name), built once per (name, dtype)."""
+    return build_once((name, np.dtype(dtype).name),
+                      lambda: cupy.RawKernel(source_of(dtype), name, options=("--std=c++14",)))
 
 
 def launch_rows(kernel, rows, args):
