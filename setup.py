@@ -16,5 +16,8 @@ setup(
         "dev": ["pytest>=7", "hypothesis>=6", "matplotlib>=3.5"],   # matplotlib: the loss-curve tests
         "web": ["gradio>=4"],   # python -m train.web (the page to prompt a model)
         "plot": ["matplotlib>=3.5"],   # out_dir/loss.png at every evaluation, python -m train.plot
+        # mpiexec -n N python -m train.gpt: mpi4py and an MPI from the package index (MPICH's wheel, Linux);
+        # with a system MPI instead: pip install mpi4py (it builds against the mpicc on the PATH)
+        "mpi": ["mpi4py>=3.1", "mpich; sys_platform == 'linux'"],
     },
 )

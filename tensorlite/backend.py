@@ -18,6 +18,38 @@ import sys
 # NumPy before tensorlite gets OpenBLAS's default; it should set the variable in its environment.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
+# Under mpiexec several processes (ranks) share this machine's cores. Each gets cores / ranks-on-this-machine
+# BLAS threads (and as many threads of its own, `host_threads`), set here before NumPy loads its BLAS, so the
+# ranks do not fight over the cores. The launchers say how many ranks share the machine: MPICH and Intel MPI
+# (Hydra) in MPI_LOCALNRANKS, Open MPI in OMPI_COMM_WORLD_LOCAL_SIZE, MVAPICH in MV2_COMM_WORLD_LOCAL_SIZE.
+# A thread count the user set is kept; a launcher that already bound each rank to its own cores (the CPU
+# affinity is then smaller than the machine) is trusted as it is.
+LOCAL_RANK_VARIABLES = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def ranks_on_this_machine(environ=os.environ):
+    """How many processes of an MPI job run on this machine (1 outside mpiexec)."""
+    for name in LOCAL_RANK_VARIABLES:
+        try:
+            return max(1, int(environ[name]))
+        except (KeyError, ValueError):
+            continue
+    return 1
+
+
+def cores_per_process(environ=os.environ):
+    """The cores this process may use: its CPU affinity, shared evenly by the ranks on this machine."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if usable < (os.cpu_count() or usable):  # bound by the launcher (or by taskset): already its own share
+        return usable
+    return max(1, usable // ranks_on_this_machine(environ))
+
+
+if ranks_on_this_machine() > 1 and not any(name in os.environ for name in THREAD_VARIABLES):
+    for _name in THREAD_VARIABLES:
+        os.environ[_name] = str(cores_per_process())
+
 import numpy as np  # noqa: E402 (after the variable above)
 
 try:  # CuPy is optional: importing tensorlite must work without it.
@@ -66,7 +98,7 @@ def physical_memory():
         return None
 
 
-host_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+host_threads = cores_per_process()  # the threads of parallel_for: one per core of this process
 
 
 def parallel_for(n, body):
@@ -124,6 +156,17 @@ def set_tf32(enabled):
     if cuda_is_available():
         linalg = _cupy._core._routines_linalg
         linalg.set_compute_type(_cupy.float32, linalg.COMPUTE_TYPE_TF32 if _tf32 else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+def nccl_communicator(size, rank):
+    """CuPy's NCCL communicator for `size` processes, one GPU each (the current device), its unique id
+    passed around over MPI (mpi4py): cupyx.distributed.NCCLBackend. Raises RuntimeError without NCCL."""
+    from cupy.cuda import nccl
+    if not nccl.available:
+        raise RuntimeError("CuPy cannot load NCCL, which reduces the gradients of the ranks on their GPUs; install "
+                           "it with `pip install nvidia-nccl-cu12` (for CUDA 12) and run again")
+    from cupyx.distributed import NCCLBackend
+    return NCCLBackend(size, rank, use_mpi=True)
 
 
 def _cuda_unavailable_reason():

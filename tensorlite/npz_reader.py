@@ -16,6 +16,7 @@ of that costs more than a header read:
 Every problem is one CheckpointError naming the file.
 """
 import ast
+import contextlib
 import json
 import math
 import os
@@ -73,7 +74,11 @@ def open_regular(path):
 def read_file(path, max_bytes=None):
     """(header dict, {name: array}) of the arrays the header's tree refers to; see the module docstring."""
     limit = (physical_memory() or UNKNOWN_MEMORY) if max_bytes is None else int(max_bytes)
-    with open_regular(path) as f:
+    if hasattr(path, "read"):  # a file object: read from it, messages name it
+        opened, path = contextlib.nullcontext(path), getattr(path, "name", "<file object>")
+    else:
+        opened = open_regular(path)
+    with opened as f:
         magic = f.read(4)
         _check_magic(magic, path)
         f.seek(0)

@@ -156,11 +156,13 @@ def load(path, map_location=None, max_bytes=None):
     """Read what `save` wrote. Tensors come back on their saved device, or all on `map_location`
     ('cpu', 'cuda', 'cuda:N'). The file is untrusted input (see npz_reader): its arrays may not need more
     than `max_bytes` (default: this machine's memory). Raises CheckpointError if `path` is not a readable
-    tensorlite file."""
-    path = os.fspath(path)
+    tensorlite file. `path` may also be a binary file object (io.BytesIO of a file's bytes), as in
+    torch.load; messages name it by its `name` attribute."""
+    source = path
+    path = getattr(path, "name", "<file object>") if hasattr(path, "read") else os.fspath(path)
     if map_location is not None:
         map_location = backend.normalize_device(map_location)
-    header, arrays = read_file(path, max_bytes)
+    header, arrays = read_file(source, max_bytes)
     try:
         return _decode(header["tree"], arrays, map_location, path)
     except CheckpointError:

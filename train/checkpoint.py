@@ -5,6 +5,7 @@ the model type and config (enough to rebuild the model through the registry in m
 the training config, and the state that makes a resumed run continue exactly: weights, optimizer state,
 step, best validation loss, both random generators. Every problem reading one is a CheckpointError.
 """
+import io
 import os
 
 import tensorlite
@@ -12,6 +13,7 @@ from models import build_model
 from tensorlite.serialization import CheckpointError as FileError
 from train import checkpoint_checks as checks
 from train.cli import resolve_device
+from train.distributed import seed_rank
 from train.errors import CheckpointError
 
 CHECKPOINT_FORMAT = "tensorlite-checkpoint"
@@ -34,15 +36,20 @@ def save_checkpoint(path, state):
     tensorlite.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **dict(state)}, path)
 
 
-def load_checkpoint(path, map_location=None, model_type=None):
+def load_checkpoint(path, map_location=None, model_type=None, data=None):
     """The checkpoint, checked entry by entry (train.checkpoint_checks), its tensors on `map_location`
     (default: the CPU, whatever device wrote it; load_state_dict copies them onto the model's device).
-    One CheckpointError for a missing, foreign or inconsistent file, or one of another model type."""
+    One CheckpointError for a missing, foreign or inconsistent file, or one of another model type.
+    data: the file's bytes, already read (the ranks of an MPI run get rank 0's), instead of reading `path`."""
     path = os.fspath(path)
-    if not os.path.lexists(path):
+    if data is None and not os.path.lexists(path):
         raise CheckpointError(f"checkpoint {path!r} does not exist")
+    source = path
+    if data is not None:
+        source = io.BytesIO(data)
+        source.name = path
     try:
-        raw = tensorlite.load(path, map_location=map_location or "cpu")
+        raw = tensorlite.load(source, map_location=map_location or "cpu")
     except FileError as exc:
         raise CheckpointError(str(exc)) from None
     except (ValueError, RuntimeError) as exc:  # the device asked for
@@ -94,9 +101,11 @@ def training_state(model, optimizer, batches, step, best_val_loss, last_eval_ste
     return state
 
 
-def restore_training_state(ckpt, model, optimizer, batches, precision=None):
+def restore_training_state(ckpt, model, optimizer, batches, precision=None, rank=0, ranks=1):
     """Load a checkpoint's weights, optimizer state, random generators (and loss scaler, into `precision`);
-    returns the loop's counters (step, best_val_loss, last_eval_step) as a dict."""
+    returns the loop's counters (step, best_val_loss, last_eval_step) as a dict. Rank `rank` of `ranks`
+    takes its own generator when the checkpoint has one per rank for as many ranks (else rank 0 takes the
+    checkpoint's, and the others start streams of their own: train/distributed.seed_rank)."""
     path = getattr(ckpt, "path", None)
     for key in ("optimizer", "rng", "batch_rng", "step", "best_val_loss", "last_eval_step"):
         ckpt[key]  # noqa: B018 (a missing entry raises, naming it)
@@ -108,6 +117,11 @@ def restore_training_state(ckpt, model, optimizer, batches, precision=None):
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise checks.fail(path, "optimizer", f"does not fit the model: {exc}") from None
     tensorlite.set_rng_state(ckpt["rng"])  # a CUDA generator's state is dropped where there is no GPU
+    ranks_rng = ckpt.get("rank_rng")
+    if ranks > 1 and isinstance(ranks_rng, list) and len(ranks_rng) == ranks:
+        tensorlite.set_rng_state(ranks_rng[rank])
+    elif rank > 0:
+        seed_rank(rank, int(ckpt["train_config"].get("seed", 0)), int(ckpt["step"]))
     batches.set_state(ckpt["batch_rng"])
     if precision is not None and "amp" in ckpt:
         checks.check_amp(path, ckpt["amp"])

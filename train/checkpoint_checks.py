@@ -128,6 +128,11 @@ def check_training_fields(path, ckpt):
         check_rng(path, ckpt["rng"])
     if "batch_rng" in ckpt:
         check_pcg64(path, "batch_rng", ckpt["batch_rng"])
+    if "rank_rng" in ckpt:  # an MPI run's: every rank's generators (rank 0's is "rng")
+        if not isinstance(ckpt["rank_rng"], list) or len(ckpt["rank_rng"]) > 1 << 16:
+            raise fail(path, "rank_rng", "must be a list of tensorlite.get_rng_state() dicts, one per rank")
+        for state in ckpt["rank_rng"]:
+            check_rng(path, state)
 
 
 AMP_KEYS = {"scale": is_number, "growth_factor": is_number, "backoff_factor": is_number,

@@ -23,6 +23,7 @@ from dataclasses import field
 
 from tensorlite import backend
 from tensorlite.serialization import CheckpointError as FileError
+from train import distributed
 from train.errors import DeviceError, Interrupted, UserError
 
 
@@ -117,7 +118,11 @@ def cli_main(fn, argv=None):
     """Run an entry point: an error the user can act on -> one 'error:' line on stderr and its exit code
     (2, or 1 for a diverged run); a file-system error -> one line naming the file; too little memory -> one
     line with the flag to lower; Ctrl-C -> exit 130, SIGTERM 143, SIGHUP 129 (the training loop first saves
-    a checkpoint). Anything else is a bug and keeps its traceback."""
+    a checkpoint). Anything else is a bug and keeps its traceback.
+
+    Under mpiexec (train/distributed.py) an error that every rank met together (`collective`) is printed by
+    rank 0 alone; one that only this rank met is printed with its rank, and ends the whole job (MPI_Abort),
+    since the other ranks would wait for this one forever."""
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)  # (train/__init__)
@@ -125,25 +130,54 @@ def cli_main(fn, argv=None):
             previous[signum] = signal.signal(signum, _stop)
     try:
         fn(argv)
-    except (UserError, FileError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_code", 2)
-    except OSError as exc:
-        if exc.errno not in USER_ERRNOS:
+    except BaseException as exc:
+        code = _report(exc)
+        world = distributed.current()
+        if world is not None and world.size > 1 and not getattr(exc, "collective", False):
+            world.abort(code if isinstance(code, int) else 1)
+        if code is None:
             raise
-        print(f"error: {os_error_line(exc, 'use', 'path')}", file=sys.stderr)
-        return 2
-    except MemoryError as exc:
-        print(f"error: out of memory{f' ({exc})' if str(exc) else ''}; lower --batch_size or --block_size "
-              "(a batch's activations), or the model's size (--n_embd, --n_layer)", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as exc:
-        if not getattr(exc, "reported", False):
-            name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
-            print(f"interrupted ({name})", file=sys.stderr)
-        return getattr(exc, "exit_code", 130)
+        return code
     finally:
         for signum, handler in previous.items():
             if handler is not None:
                 signal.signal(signum, handler)
     return 0
+
+
+def _report(exc):
+    """Print the line of an error a user can act on and return its exit code; None for a bug (which the
+    caller re-raises, keeping its traceback) or SystemExit."""
+    size, rank, _ = distributed.launched()
+    if size > 1 and getattr(exc, "collective", False) and rank != 0:
+        say = _silent  # every rank has it: rank 0 says it
+    elif size > 1 and not getattr(exc, "collective", False):
+        def say(line):
+            print(line.replace("error: ", f"error: rank {rank} of {size}: ", 1), file=sys.stderr, flush=True)
+    else:
+        def say(line):
+            print(line, file=sys.stderr)
+    if isinstance(exc, (UserError, FileError, ValueError)):
+        say(f"error: {exc}")
+        return getattr(exc, "exit_code", 2)
+    if isinstance(exc, OSError) and exc.errno in USER_ERRNOS:
+        say(f"error: {os_error_line(exc, 'use', 'path')}")
+        return 2
+    if isinstance(exc, MemoryError):
+        say(f"error: out of memory{f' ({exc})' if str(exc) else ''}; lower --batch_size or --block_size "
+            "(a batch's activations), or the model's size (--n_embd, --n_layer)")
+        return 2
+    if isinstance(exc, KeyboardInterrupt):
+        if not getattr(exc, "reported", False):
+            name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+            say(f"interrupted ({name})")
+        return getattr(exc, "exit_code", 130)
+    if size > 1 and not isinstance(exc, SystemExit):
+        import traceback
+        traceback.print_exception(exc)  # a bug on one rank: its traceback, then the job ends
+        return 1
+    return None
+
+
+def _silent(line):
+    pass

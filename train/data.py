@@ -130,12 +130,21 @@ class Batches:
 
     Evaluation draws from a fresh generator with a fixed seed each time, so every
     evaluation scores the same windows and leaves the training stream untouched.
+
+    Under mpiexec (train/distributed.py) every rank draws the same global batch of `batch_size` windows
+    and uses its own slice of `batch_size / ranks` of them; with `micro_steps` K (--grad_accum) that slice
+    is cut into K micro-batches. The global batches are the same for any number of ranks and any K.
     """
 
-    def __init__(self, corpus, batch_size, block_size, device="cpu", seed=0):
+    def __init__(self, corpus, batch_size, block_size, device="cpu", seed=0, rank=0, ranks=1, micro_steps=1):
         corpus.check_block_size(block_size)
+        if batch_size % (ranks * micro_steps):
+            raise DataError(f"--batch_size {batch_size} cannot be split evenly into {ranks} rank(s) x "
+                            f"{micro_steps} micro-step(s) (--grad_accum); give a --batch_size that is a "
+                            f"multiple of {ranks * micro_steps}")
         self.corpus, self.batch_size, self.block_size = corpus, batch_size, block_size
         self.device, self.seed = device, seed
+        self.rank, self.ranks, self.micro_steps = rank, ranks, micro_steps
         self.rng = np.random.default_rng(seed)
         # token files from disk may hold ids the vocabulary lacks: each batch is checked (a max of a few
         # thousand ids); the text of a file is encoded by the tokenizer itself, so it needs no check
@@ -157,14 +166,29 @@ class Batches:
         return self.corpus.train if name == "train" else self.corpus.val
 
     def next(self):
-        """The next training batch."""
+        """The next training batch (the whole global batch)."""
         return self._to_device(*get_batch(self.corpus.train, self.batch_size, self.block_size, self.rng))
 
-    def eval_batches(self, name, n):
-        """`n` batches of one split, the same ones on every call."""
+    def _share(self, x, y):
+        """This rank's micro-batches of a global batch: a list of micro_steps (x, y) pairs."""
+        per_rank = self.batch_size // self.ranks
+        step = per_rank // self.micro_steps
+        first = self.rank * per_rank
+        return [self._to_device(x[a:a + step], y[a:a + step]) for a in range(first, first + per_rank, step)]
+
+    def next_share(self):
+        """This rank's micro-batches of the next global batch (all of it as one, in one process without
+        --grad_accum)."""
+        x, y = get_batch(self.corpus.train, self.batch_size, self.block_size, self.rng)
+        return self._share(x, y)
+
+    def eval_batches(self, name, n, share=False):
+        """`n` batches of one split, the same ones on every call (with share=True: this rank's micro-batches
+        of each, as a list)."""
         rng = np.random.default_rng([self.seed, 1])
         for _ in range(n):
-            yield self._to_device(*get_batch(self.split(name), self.batch_size, self.block_size, rng))
+            x, y = get_batch(self.split(name), self.batch_size, self.block_size, rng)
+            yield self._share(x, y) if share else self._to_device(x, y)
 
     def get_state(self):
         return self.rng.bit_generator.state

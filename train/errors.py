@@ -27,8 +27,10 @@ class DeviceError(UserError, RuntimeError):
 
 
 class TrainingDiverged(UserError, RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite. Under mpiexec every rank sees the same (all-reduced) loss and stops
+    at the same step, so this is `collective`: rank 0 alone reports it (train/cli.py)."""
     exit_code = 1
+    collective = True
 
 
 class Interrupted(KeyboardInterrupt):

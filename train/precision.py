@@ -56,15 +56,27 @@ class Precision:
 
     def step(self, model, optimizer, loss, grad_clip=0.0):
         """Backward of `loss`, clipping (on the true, unscaled gradients) and the optimizer's step."""
+        self.backward(loss)
+        self.update(model, optimizer, grad_clip)
+
+    def backward(self, loss):
+        """Add the gradients of `loss` (scaled by the loss scale with float16) to the parameters' .grad."""
         if self.scaler is None:
             loss.backward()
+            return
+        with _overflow_is_expected():
+            self.scaler.scale(loss).backward()
+
+    def update(self, model, optimizer, grad_clip=0.0):
+        """Clip the summed gradients (unscaled first) to grad_clip if > 0, and step the optimizer (a float16
+        step whose gradients are not finite is skipped, and the scale lowered)."""
+        if self.scaler is None:
             if grad_clip > 0:
                 tensorlite.optim.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             return
-        with _overflow_is_expected():
-            self.scaler.scale(loss).backward()
-            if grad_clip > 0:
+        if grad_clip > 0:
+            with _overflow_is_expected():
                 self.scaler.unscale_(optimizer)
                 tensorlite.optim.clip_grad_norm_(model.parameters(), grad_clip)
         skipped = self.scaler.skipped_steps

@@ -6,6 +6,7 @@ its optimizer, run the loop, print a sample, and say what came of it and what to
 The model comes from the registry in models/: a fresh one from the config's fields, a resumed one from
 the config stored in the checkpoint, so both go through the same constructor.
 """
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -18,7 +19,9 @@ from models import build_model, config_from, model_type as model_type_entry
 from models.sampling import generate_stream
 from train.checkpoint import load_checkpoint, restore_training_state
 from train.cli import resolve_device
+from train import distributed
 from train.data import Batches, load_corpus
+from train.distributed import init_world
 from train.errors import CheckpointError, ResourceError
 from train.loop import RunState, make_optimizer, train_loop
 from train.precision import Precision
@@ -111,27 +114,61 @@ def run_training(cfg, model_type, given=(), on_step=None, out=print):
     `given` names the flags set on the command line: on --resume they override the checkpoint's settings
     where a resumed run can change them. `on_step(step, loss)` is passed to the loop (tests use it to
     interrupt a run). Returns the RunState. The out_dir is locked for the whole run (train/rundir.py).
+    Under mpiexec every rank runs this (train/distributed.py): rank 0 takes the folder, reads the checkpoint
+    and prints; a problem that any rank meets while setting up stops every rank with its one line.
     """
-    if cfg.resume and cfg.overwrite:
-        raise RunDirError("--resume continues the run in --out_dir and --overwrite replaces it: give one of them")
-    with RunDir(cfg.out_dir, print=out) as run_dir:
-        return _run(cfg, model_type, given, on_step, out, run_dir)
+    world = init_world()
+    if not world.is_main:
+        out = _quiet
+    with contextlib.ExitStack() as stack:
+        run_dir, data, error = None, None, None
+        try:
+            if cfg.resume and cfg.overwrite:
+                raise RunDirError("--resume continues the run in --out_dir and --overwrite replaces it: give one "
+                                  "of them")
+            if world.is_main:
+                run_dir = stack.enter_context(RunDir(cfg.out_dir, print=out))
+                if cfg.resume:
+                    run_dir.check_resumable()
+                    data = read_checkpoint_bytes(run_dir.path("last.ckpt")) if world.size > 1 else None
+                else:
+                    run_dir.check_fresh(cfg.overwrite)
+        except Exception as exc:  # noqa: BLE001 (every rank learns of it; the rank that had it raises it)
+            error = exc
+        world.agree(error)
+        if cfg.resume and world.size > 1:
+            data = world.broadcast_bytes(data if world.is_main else b"")
+        return _run(cfg, model_type, given, on_step, out, run_dir, world, data)
 
 
-def _run(cfg, model_type, given, on_step, out, run_dir):
+def read_checkpoint_bytes(path):
+    """The bytes of a checkpoint file, for rank 0 to pass to the other ranks (which may be on machines
+    without this folder)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path!r}: {exc.strerror or exc}") from None
+
+
+def _quiet(*args, **kw):
+    """The `out` of ranks other than 0."""
+
+
+def _set_up(cfg, model_type, given, out, run_dir, world, data):
+    """Read the checkpoint (its bytes: `data`, under mpiexec) and the data, make the model, the optimizer and
+    the batches: on every rank."""
     ckpt = None
     if cfg.resume:
-        run_dir.check_resumable()
-        ckpt = load_checkpoint(run_dir.path("last.ckpt"), model_type=model_type)
+        ckpt = load_checkpoint(os.path.join(cfg.out_dir, "last.ckpt"), model_type=model_type, data=data)
         cfg, model_config = resumed_config(cfg, given, ckpt, model_type)
-    else:
-        run_dir.check_fresh(cfg.overwrite)
     cfg.validate()
     random_seed = cfg.seed == -1 and ckpt is None
     if cfg.seed == -1:  # as in train.sample: a random seed, recorded in the checkpoints' config
         seed = secrets.randbelow(2 ** 31) if ckpt is None else int(ckpt["train_config"].get("seed", 1337))
+        seed = int(world.sum_floats([seed if world.is_main else 0])[0])  # rank 0's, on every rank
         cfg = dataclasses.replace(cfg, seed=seed)  # (a resumed run keeps its seed: its evaluation windows)
-    device = resolve_device(cfg.device)
+    device = world.use_device(resolve_device(cfg.device))
     corpus = load_corpus(cfg.data or None, cfg.val_fraction)
     if ckpt is not None and corpus.tokenizer.to_dict() != ckpt["tokenizer"]:
         raise CheckpointError(f"{cfg.out_dir}/last.ckpt was trained on data with another vocabulary than "
@@ -146,19 +183,37 @@ def _run(cfg, model_type, given, on_step, out, run_dir):
     else:
         model = build_model(model_type, model_config)
     model.to(device)
-    batches = Batches(corpus, cfg.batch_size, cfg.block_size, device=device, seed=cfg.seed)
+    batches = Batches(corpus, cfg.batch_size, cfg.block_size, device=device, seed=cfg.seed, rank=world.rank,
+                      ranks=world.size, micro_steps=cfg.grad_accum)
+    distributed.seed_rank(world.rank, cfg.seed)  # each rank its own dropout masks (rank 0: a one-process run's)
     optimizer = make_optimizer(model, cfg)
     precision = Precision(cfg.dtype, device)
     tensorlite.backends.cuda.matmul.allow_tf32 = cfg.tf32
     state = RunState()
     if ckpt is not None:
-        state = RunState(**restore_training_state(ckpt, model, optimizer, batches, precision))
-        trim_log(run_dir.path(LOG_NAME), state.last_eval_step, warn=out)
-    else:
+        state = RunState(**restore_training_state(ckpt, model, optimizer, batches, precision, world.rank,
+                                                  world.size))
+        if world.is_main:
+            trim_log(run_dir.path(LOG_NAME), state.last_eval_step, warn=out)
+    elif world.is_main:
         run_dir.start_fresh()
+    return cfg, model_config, (model, optimizer, batches, precision, state, corpus, ckpt, device, random_seed)
+
+
+
+def _run(cfg, model_type, given, on_step, out, run_dir, world, data):
+    error = None
+    try:
+        cfg, model_config, setup = _set_up(cfg, model_type, given, out, run_dir, world, data)
+    except Exception as exc:  # noqa: BLE001 (as above: every rank stops, with the first failing rank's line)
+        error = exc
+    world.agree(error)
+    model, optimizer, batches, precision, state, corpus, ckpt, device, random_seed = setup
+    distributed.broadcast_model(world, model)
 
     preset = getattr(cfg, "preset", None)
-    out(f"device: {device}" + (f"   preset: {preset}" if preset else "")
+    out(f"device: {device}" + (f"   mpi: {world.describe()}" if world.size > 1 else "")
+        + (f"   preset: {preset}" if preset else "")
         + (f"   seed: {cfg.seed} (random)" if random_seed else "")
         + (f"   dtype: float16 (mixed precision, loss scale {precision.scaler.get_scale():g})"
            if precision.scaler else "")
@@ -176,9 +231,9 @@ def _run(cfg, model_type, given, on_step, out, run_dir):
              "train_config": dataclasses.asdict(cfg)}
     first_step, started = state.step, time.perf_counter()
     state = train_loop(model, optimizer, batches, cfg, cfg.out_dir, extra, state, on_step=on_step,
-                       precision=precision)
+                       precision=precision, world=world)
     seconds = time.perf_counter() - started
-    if cfg.sample_tokens:
+    if cfg.sample_tokens and world.is_main:
         out("sample:")
         text = "".join(generate_stream(model, corpus.tokenizer, "\n", max_new_tokens=cfg.sample_tokens,
                                        unknown="skip"))
