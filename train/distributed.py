@@ -294,7 +294,7 @@ class GradientReducer:
             for p, end in zip(self.params, self.ends):
                 p.grad = tensorlite.Tensor.wrap(buf[start:end].reshape(p.shape), self.device)
                 start = end
-            return tensorlite.Tensor.wrap(buf[-2].copy(), self.device)
+            return tensorlite.Tensor.wrap(buf[-2:-1].reshape(()).copy(), self.device)  # 0-d, not the buffer
 
     def stop_requested(self):
         """Whether a rank asked to stop in the last step (on a GPU this waits for the step to finish)."""
@@ -328,7 +328,8 @@ def broadcast_model(world, model):
     if world.size == 1:
         return
     for p in model.parameters():
-        world.broadcast_(p.data)
+        with backend.device_context(p.device):  # (NCCL works on the current device's stream)
+            world.broadcast_(p.data)
 
 
 def seed_rank(rank, seed, step=0):

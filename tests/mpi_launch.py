@@ -1,0 +1,49 @@
+"""How the tests start programs under mpiexec: which mpiexec (the one beside this Python first: the mpi
+extra's MPICH), its flags as root (Open MPI refuses root without --allow-run-as-root; MPICH needs nothing),
+and a skip with the reason when there is no MPI."""
+import functools
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+@functools.lru_cache(maxsize=None)
+def mpiexec():
+    """[mpiexec, its flags] or None when mpiexec or mpi4py is missing."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    path = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+    if path is None:
+        return None
+    if subprocess.run([sys.executable, "-c", "import mpi4py.MPI"], capture_output=True).returncode != 0:
+        return None
+    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+    flags = []
+    if "Open MPI" in version or "OpenRTE" in version:
+        flags = ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    return [path, *flags]
+
+
+def why_not():
+    return "needs mpiexec and mpi4py (pip install -e \".[mpi]\")"
+
+
+requires_mpi = pytest.mark.skipif(mpiexec() is None, reason=why_not())
+
+
+def mpi_env(**extra):
+    """The environment of a launched run: the repository on the path, no inherited thread settings."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                            "MKL_NUM_THREADS")}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_mpi(n, args, timeout=120, **kw):
+    """`mpiexec -n n python ARGS...`: the CompletedProcess (text)."""
+    return subprocess.run([*mpiexec(), "-n", str(n), sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, env=kw.pop("env", None) or mpi_env(), **kw)
