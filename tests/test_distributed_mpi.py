@@ -116,6 +116,23 @@ def test_a_signal_stops_every_rank_after_the_same_step_and_saves_once(data, tmp_
     assert f"interrupted at step {step};" in out and step > 20
 
 
+@pytest.mark.parametrize("delay", [0.3, 0.5, 0.8])
+def test_ctrl_c_while_the_ranks_start_is_one_line(data, tmp_path, delay):
+    """Ctrl-C while the ranks import, set up, or have just begun: one line and exit 130, whichever it hits."""
+    proc = subprocess.Popen([*mpiexec(), "-n", "2", sys.executable, *argv(data, tmp_path / "run", steps=10 ** 6)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
+    deadline = time.monotonic() + 30
+    while len(rank_pids(tmp_path / "run", 0) + rank_pids(tmp_path / "run", 1)) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err and "Abort" not in err, out[-2000:] + err[-2000:]
+    said = [line for line in err.splitlines() if line.startswith(("interrupted", "error"))]
+    assert len(said) + out.count("saved") == 1, out[-2000:] + err[-2000:]
+
+
 def test_sigterm_to_one_rank_stops_them_all_after_the_same_step(data, tmp_path):
     if "Open MPI" in subprocess.run([mpiexec()[0], "--version"], capture_output=True, text=True).stdout:
         pytest.skip("finds the rank by MPICH's PMI_RANK")

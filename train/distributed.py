@@ -27,6 +27,7 @@ its bytes broadcast, so the other machines of a job need no copy of out_dir.
 import hashlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ import numpy as np
 
 import tensorlite
 from tensorlite import backend
-from train.errors import DeviceError, UserError
+from train.errors import DeviceError, Interrupted, UserError
 
 # (size, rank, local rank) as the launchers put them in each process's environment: MPICH and Intel MPI
 # (Hydra, and Slurm's srun with PMI), Open MPI, MVAPICH.
@@ -95,7 +96,7 @@ class World:
 
     def agree(self, error=None):
         """Meet the other ranks: if any of them brings an error, every rank raises it (CollectiveError on all
-        but the rank that had it, which raises its own)."""
+        but the rank that had it, which raises its own; an Interrupted when it was a Ctrl-C)."""
         if error is not None:
             raise error
 
@@ -222,12 +223,19 @@ class MPIWorld(World):
         failed = int(first[0])
         if failed == self.size:
             return
-        code = int(getattr(error, "exit_code", 2)) if error is not None else 0
-        text = f"{code} {error}" if self.rank == failed else ""
-        code, _, message = self.broadcast_bytes(text.encode("utf-8"), root=failed).decode("utf-8").partition(" ")
+        text = ""
+        if self.rank == failed:  # what the others need: an interruption (Ctrl-C) or an error, its code and line
+            stopped = isinstance(error, KeyboardInterrupt)
+            code = getattr(error, "exit_code", 128 + signal.SIGINT if stopped else 2)
+            text = f"{'stop' if stopped else 'error'} {int(code)} {error}"
+        kind, code, message = self.broadcast_bytes(text.encode("utf-8"), root=failed).decode("utf-8").split(" ", 2)
         if self.rank == failed:
             error.collective = True
             raise error
+        if kind == "stop":
+            stop = Interrupted(int(code) - 128)
+            stop.collective = True
+            raise stop
         raise CollectiveError(f"rank {failed} of {self.size}: {message}", int(code))
 
     def abort(self, code):

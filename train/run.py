@@ -133,7 +133,8 @@ def run_training(cfg, model_type, given=(), on_step=None, out=print):
                     data = read_checkpoint_bytes(run_dir.path("last.ckpt")) if world.size > 1 else None
                 else:
                     run_dir.check_fresh(cfg.overwrite)
-        except Exception as exc:  # noqa: BLE001 (every rank learns of it; the rank that had it raises it)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 (every rank learns of it; the rank
+            # that had it raises it)
             error = exc
         world.agree(error)
         if cfg.resume and world.size > 1:
@@ -205,7 +206,8 @@ def _run(cfg, model_type, given, on_step, out, run_dir, world, data):
     error = None
     try:
         cfg, model_config, setup = _set_up(cfg, model_type, given, out, run_dir, world, data)
-    except Exception as exc:  # noqa: BLE001 (as above: every rank stops, with the first failing rank's line)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 (as above: every rank stops, with the
+        # first failing rank's line)
         error = exc
     world.agree(error)
     model, optimizer, batches, precision, state, corpus, ckpt, device, random_seed = setup
