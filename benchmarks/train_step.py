@@ -142,6 +142,22 @@ def over_ranks(world, values, op):
     return buf.tolist()
 
 
+def allreduce_latency(world, reducer, repeats=20):
+    """Seconds of an all-reduce of two numbers, the smallest message: its latency, which benchmarks.data_parallel
+    needs to tell the bandwidth from a measured all-reduce. Each after a barrier; the median over `repeats`
+    of the minimum over the ranks."""
+    with backend.device_context(reducer.device):
+        buf = reducer.buffer[-2:].copy()
+    samples = []
+    for _ in range(repeats):
+        world.comm.Barrier()
+        t0 = time.perf_counter()
+        world.allreduce_sum_(buf)
+        backend.synchronize(reducer.device)
+        samples.append(time.perf_counter() - t0)
+    return float(np.median(over_ranks(world, samples, "MIN")))
+
+
 def blas_threads():
     """Threads of NumPy's BLAS: threadpoolctl's answer where it is installed, else the loaded library's own
     (common.blas_threads, which falls back on OPENBLAS_NUM_THREADS)."""
@@ -186,7 +202,8 @@ def run_one(model_name, size, device, args, world=None):
         alone, waited = over_ranks(world, reduce_samples, "MIN"), over_ranks(world, reduce_samples, "MAX")
         allreduce = {"bytes": int(s.reducer.buffer.nbytes), "median_s": float(np.median(alone)),
                      "share": float(np.median(alone)) / stats["median_s"], "samples_s": alone,
-                     "with_wait_median_s": float(np.median(waited)), "with_wait_samples_s": waited}
+                     "with_wait_median_s": float(np.median(waited)), "with_wait_samples_s": waited,
+                     "latency_s": allreduce_latency(world, s.reducer)}
     phases = np.median([phase_times(s) for _ in range(args.profile_steps)], axis=0)
     with tensorlite.profiler.profile(sync=device != "cpu") as prof:
         for _ in range(args.profile_steps):
