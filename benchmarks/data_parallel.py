@@ -361,7 +361,8 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=cores, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.rounds = (1 if args.quick else 3) if args.rounds is None else args.rounds
-    args.steps = args.steps or args.repeats or (3 if args.quick else 10)
+    if args.steps is None:
+        args.steps = args.repeats if args.repeats is not None else (3 if args.quick else 10)
     args.warmup = (1 if args.quick else 2) if args.warmup is None else args.warmup
     try:
         args.size = resolve_size(args)
