@@ -29,7 +29,6 @@ import math
 import os
 import platform
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -49,24 +48,6 @@ RUNS = {"a": "(a) tensorlite, mpiexec -n {ranks}", "b": "(b) tensorlite, one pro
 
 
 # ---------------------------------------------------------------- what the machine has
-def mpiexec_command():
-    """(the mpiexec command line to start ranks with, None), or (None, why there is none). The mpiexec next
-    to this Python comes first (the mpi extra's, the MPI that mpi4py uses), then PATH's. Open MPI refuses to
-    run as root without --allow-run-as-root, and more ranks than cores without --oversubscribe."""
-    if importlib.util.find_spec("mpi4py") is None:
-        return None, "mpi4py is not installed (pip install -e \".[mpi]\")"
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    exe = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
-    if exe is None:
-        return None, "no mpiexec next to this Python or on PATH"
-    try:
-        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"{exe} --version failed: {exc}"
-    root = hasattr(os, "geteuid") and os.geteuid() == 0
-    return [exe] + (["--allow-run-as-root", "--oversubscribe"] if "Open MPI" in version and root else []), None
-
-
 def cpu_vendor():
     """The CPU's vendor (GenuineIntel, AuthenticAMD, an ARM implementer code) from /proc/cpuinfo or lscpu."""
     try:
@@ -392,7 +373,7 @@ def main(argv=None):
         return torch_worker(args)
     if distributed.launched()[0] > 1:
         sys.exit("benchmarks.data_parallel starts mpiexec itself: run it without mpiexec")
-    args.mpiexec, why = mpiexec_command()
+    args.mpiexec, why = distributed.mpiexec_command()
     if args.mpiexec is None:
         print(f"data_parallel: skipped: {why}")
         return 0

@@ -3,34 +3,25 @@ extra's MPICH), its flags as root (Open MPI refuses root without --allow-run-as-
 and a skip with the reason when there is no MPI."""
 import functools
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+from train.distributed import mpiexec_command
+
 
 @functools.lru_cache(maxsize=None)
 def mpiexec():
-    """[mpiexec, its flags] or None when mpiexec or mpi4py is missing."""
-    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    path = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
-    if path is None:
-        return None
-    if subprocess.run([sys.executable, "-c", "import mpi4py.MPI"], capture_output=True).returncode != 0:
-        return None
-    version = subprocess.run([path, "--version"], capture_output=True, text=True).stdout
-    flags = []
-    if "Open MPI" in version or "OpenRTE" in version:
-        flags = ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
-    return [path, *flags]
+    """[mpiexec, its flags] (train.distributed.mpiexec_command), or None when mpiexec or mpi4py is missing."""
+    return mpiexec_command()[0]
 
 
 def why_not():
-    return "needs mpiexec and mpi4py (pip install -e \".[mpi]\")"
+    return mpiexec_command()[1]
 
 
-requires_mpi = pytest.mark.skipif(mpiexec() is None, reason=why_not())
+requires_mpi = pytest.mark.skipif(mpiexec() is None, reason=f"no MPI to start ranks with: {why_not()}")
 
 
 def mpi_env(**extra):

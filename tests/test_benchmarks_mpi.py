@@ -11,11 +11,12 @@ import sys
 import pytest
 
 from benchmarks import data_parallel
+from train import distributed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--batch_size", "4", "--block_size", "8", "--n_embd", "16", "--n_layer", "1", "--n_head", "2",
         "--vocab_size", "11"]
-MPIEXEC, NO_MPI = data_parallel.mpiexec_command()
+MPIEXEC, NO_MPI = distributed.mpiexec_command()
 needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason=f"no MPI to start ranks with: {NO_MPI}")
 
 
@@ -118,7 +119,7 @@ def test_data_parallel_rejects_bad_flags_in_one_line(bad, says, capsys):
 
 
 def test_data_parallel_without_mpi_skips_in_one_line(monkeypatch, capsys):
-    monkeypatch.setattr(data_parallel, "mpiexec_command", lambda: (None, "mpi4py is not installed"))
+    monkeypatch.setattr(distributed, "mpiexec_command", lambda: (None, "mpi4py is not installed"))
     assert data_parallel.main(["--rounds", "1"]) == 0
     assert capsys.readouterr().out.strip() == "data_parallel: skipped: mpi4py is not installed"
 

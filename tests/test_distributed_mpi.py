@@ -1,14 +1,12 @@
 """`mpiexec -n 2 python -m train.gpt` for real (tests/mpi_launch.py finds the MPI; skipped without one): the same
 losses as one process and as --grad_accum 2, identical weights on every rank, resume with another number of
 ranks, Ctrl-C and SIGTERM, a rank that dies, hangs or cannot read its data."""
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from tests.mpi_launch import mpi_env, mpiexec, requires_mpi, run_mpi

@@ -249,6 +249,30 @@ class MPIWorld(World):
         return f"{self.size} ranks{hosts}, {threads} BLAS thread{'' if threads == '1' else 's'} each"
 
 
+def mpiexec_command():
+    """(the mpiexec command line that starts ranks, None), or (None, why there is none): for the benchmarks and
+    the tests. The mpiexec beside this Python comes first (the mpi extra's: the MPI that mpi4py uses), then
+    the PATH's. Open MPI needs --oversubscribe for more ranks than cores, and --allow-run-as-root as root;
+    MPICH needs neither."""
+    import importlib.util
+    import shutil
+    import subprocess
+    if importlib.util.find_spec("mpi4py") is None:
+        return None, "mpi4py is not installed (pip install -e \".[mpi]\")"
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    exe = beside if os.access(beside, os.X_OK) else shutil.which("mpiexec")
+    if exe is None:
+        return None, "no mpiexec beside this Python or on the PATH (pip install -e \".[mpi]\")"
+    try:
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"{exe} --version failed: {exc}"
+    if "Open MPI" not in version and "OpenRTE" not in version:
+        return [exe], None
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return [exe, "--oversubscribe"] + (["--allow-run-as-root"] if root else []), None
+
+
 _world = None
 
 
