@@ -118,7 +118,8 @@ def test_a_signal_stops_every_rank_after_the_same_step_and_saves_once(data, tmp_
 def test_ctrl_c_while_the_ranks_start_is_one_line(data, tmp_path, delay):
     """Ctrl-C while the ranks import, set up, or have just begun: one line and exit 130, whichever it hits."""
     proc = subprocess.Popen([*mpiexec(), "-n", "2", sys.executable, *argv(data, tmp_path / "run", steps=10 ** 6)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=mpi_env(TENSORLITE_MPI_TIMEOUT="5"))
     deadline = time.monotonic() + 30
     while len(rank_pids(tmp_path / "run", 0) + rank_pids(tmp_path / "run", 1)) < 2:
         assert time.monotonic() < deadline
@@ -129,6 +130,10 @@ def test_ctrl_c_while_the_ranks_start_is_one_line(data, tmp_path, delay):
     assert proc.returncode == 130 and "Traceback" not in err and "Abort" not in err, out[-2000:] + err[-2000:]
     said = [line for line in err.splitlines() if line.startswith(("interrupted", "error"))]
     assert len(said) + out.count("saved") == 1, out[-2000:] + err[-2000:]
+    deadline = time.monotonic() + 20  # and no rank is left behind (one stuck in MPI_Init ends after 5 s)
+    while rank_pids(tmp_path / "run", 0) + rank_pids(tmp_path / "run", 1):
+        assert time.monotonic() < deadline, "a rank outlived mpiexec"
+        time.sleep(0.2)
 
 
 def test_sigterm_to_one_rank_stops_them_all_after_the_same_step(data, tmp_path):
@@ -181,6 +186,16 @@ def test_a_rank_that_hangs_makes_the_job_end_with_one_line(data, tmp_path):
                             env=mpi_env(TENSORLITE_MPI_TIMEOUT="3"))
     assert result.returncode != 0 and time.monotonic() - started < 60
     assert "error: rank 0 waited 3 s for the other ranks" in result.stderr, result.stderr
+
+
+def test_a_rank_that_never_starts_mpi_ends_the_others_with_one_line(data, tmp_path):
+    never = [sys.executable, "-c", "import time; time.sleep(60)"]  # no MPI_Init: rank 0 waits in its own
+    started = time.monotonic()
+    result = subprocess.run([*mpiexec(), "-n", "1", sys.executable, *argv(data, tmp_path / "run"), ":",
+                             "-n", "1", *never], capture_output=True, text=True, timeout=100,
+                            env=mpi_env(TENSORLITE_MPI_TIMEOUT="3"))
+    assert result.returncode != 0 and time.monotonic() - started < 30
+    assert "error: rank 0: MPI did not start within 3 s" in result.stderr, result.stderr
 
 
 def test_a_rank_without_its_data_fails_every_rank_with_one_line(data, tmp_path):

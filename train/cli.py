@@ -168,7 +168,7 @@ def _report(exc):
             "(a batch's activations), or the model's size (--n_embd, --n_layer)")
         return 2
     if isinstance(exc, KeyboardInterrupt):
-        if not getattr(exc, "reported", False):
+        if not getattr(exc, "reported", False) and rank == 0:  # (mpiexec passes a Ctrl-C to every rank)
             name = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
             say(f"interrupted ({name})")
         return getattr(exc, "exit_code", 130)

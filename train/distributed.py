@@ -24,9 +24,11 @@ How N processes stay one run:
 Messages between ranks are raw bytes and NumPy buffers (never pickles): a checkpoint is read by rank 0 and
 its bytes broadcast, so the other machines of a job need no copy of out_dir.
 """
+import contextlib
 import hashlib
 import json
 import os
+import select
 import signal
 import sys
 import threading
@@ -127,12 +129,49 @@ class _Watchdog(threading.Thread):
                 self.world.abort(3)
 
 
+def timeout_seconds():
+    """TENSORLITE_MPI_TIMEOUT: how long a rank waits for the others (300 s)."""
+    try:
+        return float(os.environ.get(TIMEOUT_VARIABLE, 300))
+    except ValueError:
+        raise UserError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got {os.environ[TIMEOUT_VARIABLE]!r}") \
+            from None
+
+
+@contextlib.contextmanager
+def _starting_within(seconds, rank):
+    """MPI_Init (importing mpi4py.MPI) waits for every rank, holding Python's lock, so no thread of ours can
+    run meanwhile: when a rank dies while starting (Ctrl-C at that moment) the others would wait forever.
+    A forked process watches instead: if MPI has not started within `seconds` it says so and kills this
+    one. It ends when this process closes the pipe (MPI started) or dies."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the watcher: nothing but a wait on the pipe
+        try:
+            os.close(write)
+            started, _, _ = select.select([read], [], [], seconds)
+            if not started:
+                os.write(2, f"error: rank {rank}: MPI did not start within {seconds:g} s (did another rank fail "
+                            f"while starting?); ending this rank ({TIMEOUT_VARIABLE}=SECONDS for longer)\n".encode())
+                os.kill(os.getppid(), signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.close(read)
+    try:
+        yield
+    finally:
+        os.close(write)
+        os.waitpid(pid, 0)
+
+
 class MPIWorld(World):
     """The ranks that mpiexec started, over mpi4py's COMM_WORLD."""
 
     def __init__(self, size, rank, local_rank):
+        seconds = timeout_seconds()
         try:
-            from mpi4py import MPI
+            with _starting_within(seconds, rank):
+                from mpi4py import MPI
         except ImportError as exc:
             raise UserError(f"mpiexec started {size} processes, but mpi4py cannot be imported ({exc}); install the "
                             "mpi extra (pip install -e \".[mpi]\"), or run without mpiexec") from None
@@ -147,11 +186,6 @@ class MPIWorld(World):
         self.is_main = self.rank == 0
         self.host = MPI.Get_processor_name()
         self.nccl = None
-        try:
-            seconds = float(os.environ.get(TIMEOUT_VARIABLE, 300))
-        except ValueError:
-            raise UserError(f"{TIMEOUT_VARIABLE} must be a number of seconds, got "
-                            f"{os.environ[TIMEOUT_VARIABLE]!r}") from None
         self.watchdog = _Watchdog(self, seconds)
         self.watchdog.start()
 
