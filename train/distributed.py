@@ -140,20 +140,24 @@ def timeout_seconds():
 
 @contextlib.contextmanager
 def _starting_within(seconds, rank):
-    """MPI_Init (importing mpi4py.MPI) waits for every rank, holding Python's lock, so no thread of ours can
-    run meanwhile: when a rank dies while starting (Ctrl-C at that moment) the others would wait forever.
-    A forked process watches instead: if MPI has not started within `seconds` it says so and kills this
-    one. It ends when this process closes the pipe (MPI started) or dies."""
+    """MPI_Init (importing mpi4py.MPI) waits for every rank holding Python's lock, so no thread of ours, and
+    no Python signal handler, can run meanwhile: when a rank dies while starting (a Ctrl-C at that moment)
+    the others would wait forever. A forked process watches instead, deaf to the signals meant for the
+    rank: if MPI has not started within `seconds` it says so and kills this rank. It ends when this
+    process closes the pipe (MPI started) or dies."""
     read, write = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the watcher: nothing but a wait on the pipe
         try:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signum, signal.SIG_IGN)
             os.close(write)
             started, _, _ = select.select([read], [], [], seconds)
             if not started:
                 os.write(2, f"error: rank {rank}: MPI did not start within {seconds:g} s (did another rank fail "
                             f"while starting?); ending this rank ({TIMEOUT_VARIABLE}=SECONDS for longer)\n".encode())
-                os.kill(os.getppid(), signal.SIGKILL)
+                os.kill(parent, signal.SIGKILL)  # (alive: its death would have closed the pipe)
         finally:
             os._exit(0)
     os.close(read)
@@ -169,8 +173,8 @@ class MPIWorld(World):
 
     def __init__(self, size, rank, local_rank):
         seconds = timeout_seconds()
-        try:
-            with _starting_within(seconds, rank):
+        try:  # (starting takes a second or two; a rank waits at most 2 minutes for it unless told otherwise)
+            with _starting_within(seconds if TIMEOUT_VARIABLE in os.environ else min(seconds, 120), rank):
                 from mpi4py import MPI
         except ImportError as exc:
             raise UserError(f"mpiexec started {size} processes, but mpi4py cannot be imported ({exc}); install the "
@@ -193,6 +197,10 @@ class MPIWorld(World):
         self.watchdog.waiting = (time.monotonic(), what)
         try:
             return call(*args, **kw)
+        except self.MPI.Exception as exc:  # mpi4py's errors return; MPICH aborts by itself on most peer losses
+            first = exc.Get_error_string().strip().splitlines()[0]
+            raise UserError(f"{what} with the other ranks failed: a rank died or lost its connection "
+                            f"(MPI: {first[:200]}); the last checkpoint is kept, continue with --resume") from None
         finally:
             self.watchdog.waiting = None
 
@@ -275,6 +283,7 @@ class MPIWorld(World):
     def abort(self, code):
         sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(0.5)  # for mpiexec to pass on what this rank printed before the job is torn down
         self.comm.Abort(code)
 
     def describe(self):
