@@ -38,3 +38,9 @@ def run_mpi(n, args, timeout=120, **kw):
     """`mpiexec -n n python ARGS...`: the CompletedProcess (text)."""
     return subprocess.run([*mpiexec(), "-n", str(n), sys.executable, *args], capture_output=True, text=True,
                           timeout=timeout, env=kw.pop("env", None) or mpi_env(), **kw)
+
+
+def run_mpmd(first, second, timeout=100, env=None):
+    """Rank 0 runs the command `first`, rank 1 the command `second` (mpiexec's `-n 1 A : -n 1 B`)."""
+    return subprocess.run([*mpiexec(), "-n", "1", *first, ":", "-n", "1", *second], capture_output=True, text=True,
+                          timeout=timeout, env=env or mpi_env())

@@ -9,20 +9,15 @@ import time
 
 import pytest
 
-from tests.mpi_launch import mpi_env, mpiexec, requires_mpi, run_mpi
+from tests.mpi_launch import mpi_env, mpiexec, requires_mpi, run_mpi, run_mpmd
 from tests.test_distributed import assert_same_losses, losses
 from train.checkpoint import load_checkpoint
 
 pytestmark = requires_mpi
 
-TEXT = "It was the best of times, it was the worst of times; Holmes smiled at the fire. " * 40
-
-
 @pytest.fixture
-def data(tmp_path):
-    path = tmp_path / "text.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return str(path)
+def data(text_file):
+    return text_file  # (conftest's tiny corpus)
 
 
 def argv(data, out_dir, *extra, steps=8):
@@ -183,30 +178,31 @@ def test_a_rank_that_dies_ends_the_job_within_seconds_and_keeps_the_checkpoint(d
     assert load_checkpoint(str(tmp_path / "run" / "last.ckpt"))["step"] >= 0  # whole, loadable
 
 
-def test_a_rank_that_hangs_makes_the_job_end_with_one_line(data, tmp_path):
-    hang = [sys.executable, "-c", "import time; from mpi4py import MPI; time.sleep(120)"]
+def rank_0_beside(data, tmp_path, other):
+    """A training run as rank 0 and `other` (a command) as rank 1, each rank waiting at most 3 s for the other:
+    (CompletedProcess, seconds it took)."""
     started = time.monotonic()
-    result = subprocess.run([*mpiexec(), "-n", "1", sys.executable, *argv(data, tmp_path / "run"), ":",
-                             "-n", "1", *hang], capture_output=True, text=True, timeout=100,
-                            env=mpi_env(TENSORLITE_MPI_TIMEOUT="3"))
-    assert result.returncode != 0 and time.monotonic() - started < 60
+    result = run_mpmd([sys.executable, *argv(data, tmp_path / "run")], other, env=mpi_env(TENSORLITE_MPI_TIMEOUT="3"))
+    return result, time.monotonic() - started
+
+
+def test_a_rank_that_hangs_makes_the_job_end_with_one_line(data, tmp_path):
+    result, seconds = rank_0_beside(data, tmp_path, [sys.executable, "-c",
+                                                     "import time; from mpi4py import MPI; time.sleep(120)"])
+    assert result.returncode != 0 and seconds < 60
     assert "error: rank 0 waited 3 s for the other ranks" in result.stderr, result.stderr
 
 
 def test_a_rank_that_never_starts_mpi_ends_the_others_with_one_line(data, tmp_path):
-    never = [sys.executable, "-c", "import time; time.sleep(60)"]  # no MPI_Init: rank 0 waits in its own
-    started = time.monotonic()
-    result = subprocess.run([*mpiexec(), "-n", "1", sys.executable, *argv(data, tmp_path / "run"), ":",
-                             "-n", "1", *never], capture_output=True, text=True, timeout=100,
-                            env=mpi_env(TENSORLITE_MPI_TIMEOUT="3"))
-    assert result.returncode != 0 and time.monotonic() - started < 30
+    # no MPI_Init in rank 1: rank 0 waits in its own
+    result, seconds = rank_0_beside(data, tmp_path, [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert result.returncode != 0 and seconds < 30
     assert "error: rank 0: MPI did not start within 3 s" in result.stderr, result.stderr
 
 
 def test_a_rank_without_its_data_fails_every_rank_with_one_line(data, tmp_path):
     good, bad = argv(data, tmp_path / "run"), argv(str(tmp_path / "missing.txt"), tmp_path / "run")
-    result = subprocess.run([*mpiexec(), "-n", "1", sys.executable, *good, ":", "-n", "1", sys.executable, *bad],
-                            capture_output=True, text=True, timeout=100, env=mpi_env())
+    result = run_mpmd([sys.executable, *good], [sys.executable, *bad])
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == [f"error: rank 1 of 2: data file {str(tmp_path / 'missing.txt')!r} does not exist"], lines

@@ -55,7 +55,8 @@ def launched(environ=os.environ):
             n, r = int(environ[size]), int(environ.get(rank, 0))
         except (KeyError, ValueError):
             continue
-        return n, r, int(environ.get(local, r)) if environ.get(local, "").isdigit() else r
+        local_rank = environ.get(local, "")
+        return n, r, int(local_rank) if local_rank.isdigit() else r
     return 1, 0, 0
 
 
