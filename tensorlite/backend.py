@@ -248,8 +248,11 @@ def to_device(array, device):
 
 
 def to_numpy(array):
+    """A NumPy array of `array` (itself when it is one; a NumPy scalar becomes a 0-d array)."""
     run_deferred_checks()
-    return array if isinstance(array, np.ndarray) else _cupy.asnumpy(array)
+    if isinstance(array, np.ndarray):
+        return array
+    return np.asarray(array) if _cupy is None or isinstance(array, np.generic) else _cupy.asnumpy(array)
 
 
 def synchronize(device=None):

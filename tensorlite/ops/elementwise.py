@@ -19,6 +19,20 @@ def check_broadcast(name, *shapes):
         raise RuntimeError(str(e)) from None
 
 
+def relu_values(xp, a, out=None):
+    """max(a, 0) (NaN stays NaN, -inf becomes 0), into `out` if given (it may be `a` itself).
+
+    NumPy's float32 maximum against a 0-d zero takes a scalar loop: a row of zeros broadcast along the last
+    axis is 2.2x faster (2048 x 512: 228 against 500 us on an AMD EPYC with AVX2). For float64 the row is 7x
+    slower than the 0-d zero, so only float32 arrays with a last axis of 16 or more take it.
+    """
+    if xp is np and a.dtype == np.float32 and a.ndim and a.shape[-1] >= 16:
+        zero = np.zeros(a.shape[-1], dtype=np.float32)
+    else:
+        zero = xp.zeros((), dtype=a.dtype)
+    return xp.maximum(a, zero, out=out)
+
+
 def _select(mask, g):
     """g where mask holds, 0 elsewhere (the mask may broadcast g up to its own shape).
 
@@ -207,7 +221,7 @@ class ReLU(Function):
     def forward(self, a):
         xp = get_array_module(a)
         self.mask = a > 0
-        return xp.maximum(a, xp.zeros((), dtype=a.dtype))  # not a * mask: -inf * 0 is nan
+        return relu_values(xp, a)  # not a * mask: -inf * 0 is nan
 
     # d relu(a) = 1 where a > 0  (selected with where, so an inf gradient elsewhere gives 0, not nan)
     def backward(self, g):
