@@ -133,7 +133,8 @@ WORK = (
     ("attention", ("SelfAttention", "ScaledDotProductAttention"), (),
      ("scaled_dot_product", "flash_attention", "efficient_attention")),
     ("layer norm", ("LayerNorm",), (), ("layer_norm",)),
-    ("activation (ReLU / GELU)", ("ReLU", "GELU"),
+    # tensorlite's BiasAct also adds c_fc's bias, which PyTorch adds inside addmm (its matrix products)
+    ("activation (ReLU / GELU)", ("ReLU", "GELU", "BiasAct"),
      ("aten::relu", "aten::clamp_min", "aten::threshold_backward", "aten::gelu", "aten::gelu_backward"), ()),
     ("dropout", ("Dropout",), ("aten::bernoulli_",), ("dropout",)),
     ("embedding", ("Embedding",), ("aten::index_select",), ("embedding",)),

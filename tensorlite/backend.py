@@ -87,8 +87,6 @@ def keep_freed_host_memory():
 keep_freed_host_memory()
 
 
-# ---------------------------------------------------------------- host threads
-_pool = None
 def physical_memory():
     """This machine's RAM in bytes, or None where the system does not say: the limit used to refuse, before
     allocating, a model, batch or file that cannot fit."""
@@ -98,7 +96,13 @@ def physical_memory():
         return None
 
 
+# ---------------------------------------------------------------- host threads
 host_threads = cores_per_process()  # the threads of parallel_for: one per core of this process
+
+
+_workers = None
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=lambda: globals().update(_workers=None))
 
 
 def parallel_for(n, body):
@@ -106,20 +110,23 @@ def parallel_for(n, body):
 
     NumPy releases the GIL inside its loops and BLAS calls, so independent rows
     (the batch of an attention) run on all cores, where one NumPy call would use
-    one. Small n, or one core, runs body(slice(0, n)) inline.
+    one. Small n, one core, or a call made while another runs (from a body, or
+    from another Python thread) runs body(slice(0, n)) inline.
     """
-    global _pool
+    global _workers
     parts = min(host_threads, n)
-    if parts < 2:
+    workers = _workers
+    if parts >= 2 and (workers is None or workers.broken or len(workers.inboxes) < parts - 1):
+        from .workers import Workers  # (a test may change host_threads)
+        workers = _workers = Workers(host_threads - 1)
+    if parts < 2 or not workers.busy.acquire(blocking=False):
         body(slice(0, n))
         return
-    if _pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _pool = ThreadPoolExecutor(host_threads, thread_name_prefix="tensorlite")
-    bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool.submit(body, slice(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    for f in futures:
-        f.result()
+    try:
+        bounds = [n * i // parts for i in range(parts + 1)]
+        workers.run(body, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
+    finally:
+        workers.busy.release()
 
 
 # ---------------------------------------------------------------- devices

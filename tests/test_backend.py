@@ -156,6 +156,33 @@ def test_parallel_for_raises_the_workers_error(monkeypatch):
         backend.parallel_for(4, body)
 
 
+def test_parallel_for_inside_parallel_for_runs_inline(monkeypatch):
+    monkeypatch.setattr(backend, "host_threads", 2)
+    seen = []
+    backend.parallel_for(4, lambda r: backend.parallel_for(3, lambda inner: seen.append((r.start, inner))))
+    assert sorted(seen) == [(0, slice(0, 3)), (2, slice(0, 3))]
+
+
+def test_parallel_for_after_an_interrupted_run_starts_new_workers(monkeypatch):
+    """Ctrl-C in the caller's part while a worker still runs: the next call gets fresh workers, whose answers
+    are its own."""
+    import threading
+    monkeypatch.setattr(backend, "host_threads", 2)
+    release = threading.Event()
+
+    def body(r):
+        if r.start == 0:
+            raise KeyboardInterrupt
+        release.wait(5)
+
+    with pytest.raises(KeyboardInterrupt):
+        backend.parallel_for(2, body)
+    release.set()
+    seen = []
+    backend.parallel_for(6, lambda r: seen.extend(range(6)[r]))
+    assert sorted(seen) == list(range(6))
+
+
 @pytest.mark.parametrize("given,expected", [(None, "4"), ("12", "12")])
 def test_idle_blas_threads_sleep_at_once_unless_the_user_says_otherwise(given, expected):
     """tensorlite sets OPENBLAS_THREAD_TIMEOUT before NumPy loads OpenBLAS (train/ imports it first)."""

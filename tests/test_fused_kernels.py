@@ -99,6 +99,24 @@ def test_layer_norm_kernel_path_on_the_cpu(monkeypatch, case):
         close(a, b, case["dtype"])
 
 
+@given(layer_norm_cases())
+def test_layer_norm_rows_split_over_threads_give_the_same_values(monkeypatch, case):
+    """The CPU path splits the rows over the cores from PARALLEL_ELEMENTS on; every row is computed the same
+    way, and only the column sums (dw, db) add the parts' sums in another order."""
+    arrays, g, has_w, has_b = layer_norm_data(case)
+    fn = layer_norm_function(case, has_w, has_b)
+    y, grads = run(fn, arrays, g, "cpu", case["dtype"])
+    monkeypatch.setattr(fused_norm, "PARALLEL_ELEMENTS", 1)
+    monkeypatch.setattr(tl.backend, "host_threads", 3)
+    py, pgrads = run(fn, arrays, g, "cpu", case["dtype"])
+    np.testing.assert_array_equal(py, y)
+    n_dx = 1 + case["residual"]
+    for a, b in zip(pgrads[:n_dx], grads[:n_dx]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(pgrads[n_dx:], grads[n_dx:]):
+        close(a, b, case["dtype"])
+
+
 def test_layer_norm_float16_statistics_are_float32():
     """Rows whose sum overflows float16 (385 values near 300: 115500 > 65504) still normalize."""
     x = (300 + np.random.default_rng(0).standard_normal((4, 385))).astype(np.float16)
@@ -164,6 +182,23 @@ def test_attention_kernel_path_on_the_cpu(monkeypatch, case):
     close(kout, out, case["dtype"])
     for a, b in zip(kgrads, grads):
         close(a, b, case["dtype"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_scores_far_above_the_diagonal(dtype, causal):
+    """The CPU softmax shifts each row by its diagonal score; a score 200 above it overflows exp, and the
+    rows are computed again, shifted by their max: the values of the float64 composition."""
+    rng = np.random.default_rng(4)
+    q, k, v, g = (rng.uniform(-1, 1, (2, 6, 4)) for _ in range(4))
+    q[:, :, 0], k[:, 0, 0], k[:, 1:, 0] = 20.0, 20.0, 0.0  # every query scores 200 with key 0, ~1 elsewhere
+    case = {"hs": 2, "causal": causal}  # scale 1 / sqrt(2)
+    out, grads = run(attention_function(case), [q, k, v], g, "cpu", dtype)
+    comp_out, comp_grads = attention_composed(case, [q, k, v], g)
+    assert np.isfinite(out).all()
+    close(out, comp_out, dtype, "forward")
+    for name, a, c in zip("qkv", grads, comp_grads):
+        close(a, c, dtype, f"d{name}")
 
 
 def test_attention_kernel_path_with_dropout_and_packed_heads(monkeypatch):
