@@ -129,6 +129,21 @@ def parallel_for(n, body):
         workers.busy.release()
 
 
+# Row-wise work (layer norm, bias + ReLU) goes to the cores from this many elements on. Measured on a 2-core
+# AMD EPYC: layer norm at (2048, 128), the cpu preset, 0.37 -> 0.25 ms forward; bias + ReLU at (2048, 512)
+# 0.44 -> 0.25 ms. Below ~64k elements the hand-off (~20 us) costs more than the second core gains.
+PARALLEL_ELEMENTS = 1 << 16
+
+
+def parallel_rows(xp, rows, row_size, part):
+    """part(slice of rows) over [0, rows): split over the CPU cores (parallel_for) when the rows hold at
+    least PARALLEL_ELEMENTS elements, else one call (and always one on a GPU)."""
+    if xp is np and rows * row_size >= PARALLEL_ELEMENTS:
+        parallel_for(rows, part)
+    else:
+        part(slice(0, rows))
+
+
 # ---------------------------------------------------------------- devices
 def cupy_installed():
     return _cupy is not None

@@ -58,7 +58,7 @@ class LayerNorm(Function):
             if b is not None:
                 xp.add(y[p] if w is not None else xh, b, out=y[p])
 
-        _over_rows(xp, rows, d, part)
+        backend.parallel_rows(xp, rows, d, part)
         return y.reshape(x.shape).astype(x.dtype, copy=False)
 
     # y = xhat * w + b,  xhat = (x - mean) * rstd  (x + r with a residual, whose gradient is dx too):
@@ -106,26 +106,13 @@ class LayerNorm(Function):
                 d -= xh * mean_gxh[:, None]
                 d *= self.rstd[p]
 
-        _over_rows(xp, xhat.shape[0], xhat.shape[1], part)
+        backend.parallel_rows(xp, *xhat.shape, part)
         parts = [sums[k] for k in sorted(sums)]  # in row order: the same sums every run
-        dw, db = (sum(q[i] for q in parts[1:]) + parts[0][i] if need else None
+        dw, db = (sum((q[i] for q in parts[1:]), parts[0][i]) if need else None
                   for i, need in enumerate((need_w, need_b)))
         return (None if dx is None else dx.astype(g.dtype, copy=False),
                 None if dw is None else dw.astype(g.dtype, copy=False),  # nn.functional checked: w, b have x's dtype
                 None if db is None else db.astype(g.dtype, copy=False))
-
-
-# Layer norm's rows go to the cores (backend.parallel_for) from this many elements on: at the cpu preset
-# (2048 x 128) the forward takes 0.25 instead of 0.37 ms; below ~64k elements the hand-off costs more.
-PARALLEL_ELEMENTS = 1 << 16
-
-
-def _over_rows(xp, rows, d, part):
-    """part(slice) over the rows: split over the CPU cores when the array is large, else one call."""
-    if xp is np and rows * d >= PARALLEL_ELEMENTS:
-        backend.parallel_for(rows, part)
-    else:
-        part(slice(0, rows))
 
 
 def _row_dot(xp, a, b):
