@@ -44,7 +44,7 @@ class CrossEntropy(Function):
     On CUDA with TENSORLITE_FUSED=1 and neither weights nor smoothing (a language model's case), forward and
     backward are the kernels of tensorlite.kernels.cross_entropy, which keep the logits and lse per row.
     """
-    saves_inputs = False  # backward reads its own shifted logits and row logsumexp, not the input
+    saves_inputs = False  # backward reads its own exp(shifted logits) and row sums, not the input
 
     def forward(self, logits):
         xp = backend.get_array_module(logits)
@@ -59,10 +59,13 @@ class CrossEntropy(Function):
         dtype, logits = logits.dtype, logits.astype(compute_dtype(logits.dtype), copy=False)
         w = None if w is None else w.astype(logits.dtype, copy=False)
         shifted = logits - logits.max(axis=1, keepdims=True)
-        lse = xp.log(xp.exp(shifted).sum(axis=1))
+        # e = exp(shifted) is kept: backward's softmax is e / its row sum, one pass (not a subtraction and exp)
+        self.e = e = xp.exp(shifted)
+        self.total = e @ xp.ones(e.shape[1], dtype=e.dtype)  # row sums as a BLAS product
+        lse = xp.log(self.total)
         picked = xp.take_along_axis(shifted, tv[:, None], axis=1)[:, 0]
         nll = lse - picked  # -logp[i, t_i]
-        self.shifted, self.lse, self.tv = shifted, lse, tv
+        self.lse, self.tv = lse, tv
         if w is None:
             if eps:  # sum_c -logp[i, c] = C lse - sum_c shifted
                 nll = (1 - eps) * nll + eps / logits.shape[1] * (logits.shape[1] * lse - shifted.sum(axis=1))
@@ -85,8 +88,8 @@ class CrossEntropy(Function):
         if self.kernel:
             scale = _row_scale(self, g, self.valid, xp).astype(np.float32, copy=False)
             return cross_entropy_backward(xp, self.logits, self.lse, tv, scale)
-        n, c = self.shifted.shape
-        grad = xp.exp(self.shifted - self.lse[:, None])
+        n, c = self.e.shape
+        grad = self.e * (1 / self.total)[:, None]  # softmax
         rows = xp.arange(n)
         if w is None:
             grad[rows, tv] -= 1 - eps
