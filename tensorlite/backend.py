@@ -129,16 +129,18 @@ def parallel_for(n, body):
         workers.busy.release()
 
 
-# Row-wise work (layer norm, bias + ReLU) goes to the cores from this many elements on. Measured on a 2-core
-# AMD EPYC: layer norm at (2048, 128), the cpu preset, 0.37 -> 0.25 ms forward; bias + ReLU at (2048, 512)
-# 0.44 -> 0.25 ms. Below ~64k elements the hand-off (~20 us) costs more than the second core gains.
-PARALLEL_ELEMENTS = 1 << 16
+# Row-wise work (layer norm) goes to the cores from this many elements on. Measured on a 2-core AMD EPYC,
+# layer norm forward + backward of (rows, 128) with a residual: 65k elements 0.38 ms in one thread, 0.50 split;
+# 131k: 0.65 and 0.66; 262k (the cpu preset): 1.19 and 0.92. Each part makes ~15 NumPy calls, and the two
+# threads hand Python's lock to each other between them, which costs more than a second core gains on small
+# arrays. (Attention, with more work per element, splits from its own PARALLEL_SCORES on.)
+PARALLEL_ELEMENTS = 1 << 17
 
 
-def parallel_rows(xp, rows, row_size, part):
+def parallel_rows(xp, rows, row_size, part, min_elements=None):
     """part(slice of rows) over [0, rows): split over the CPU cores (parallel_for) when the rows hold at
-    least PARALLEL_ELEMENTS elements, else one call (and always one on a GPU)."""
-    if xp is np and rows * row_size >= PARALLEL_ELEMENTS:
+    least `min_elements` (default PARALLEL_ELEMENTS) elements, else one call (and always one on a GPU)."""
+    if xp is np and rows * row_size >= (PARALLEL_ELEMENTS if min_elements is None else min_elements):
         parallel_for(rows, part)
     else:
         part(slice(0, rows))
