@@ -45,14 +45,14 @@ class LayerNorm(Function):
         y = xhat if w is None and b is None else xp.empty((rows, d), dtype=ct)
 
         def part(p):  # rows p: xhat, rstd and y, in 7 passes over the rows
-            s = x2[p] if r2 is None else x2[p] + r2[p]  # in x's dtype, as the kernel rounds it
-            xh, rstd = xhat[p], self.rstd[p]
+            xh = xhat[p]
+            if r2 is None:
+                s = x2[p]
+            else:  # x + r in x's dtype, as the kernel rounds it; written straight into xhat when it can be
+                s = xp.add(x2[p], r2[p], out=xh) if x.dtype == ct else x2[p] + r2[p]
             xp.subtract(s, (s @ self.avg)[:, None], out=xh)
-            rstd[:, 0] = _row_dot(xp, xh, xh)
-            rstd *= self.avg[0]
-            rstd += ct.type(self.eps)
-            xp.divide(1, xp.sqrt(rstd, out=rstd), out=rstd)
-            xh *= rstd
+            self.rstd[p, 0] = 1 / xp.sqrt(_row_dot(xp, xh, xh) * self.avg[0] + ct.type(self.eps))
+            xh *= self.rstd[p]
             if w is not None:
                 xp.multiply(xh, self.w, out=y[p])
             if b is not None:
