@@ -127,8 +127,12 @@ def test_embedding(device, vocab, dim, idx_shape, seed):
     assert tl.gradcheck(lambda a: F.embedding(t, a), leaf(w, device))
 
 
+@pytest.mark.parametrize("one_hot", [True, False])  # the one-hot product, or the sorted sums
 @pytest.mark.parametrize("vocab", [1, 5, 128, 129, 1000])  # both sides of the reduceat / add.at switch
-def test_embedding_backward_large_and_small_tables(device, vocab):
+def test_embedding_backward_large_and_small_tables(device, vocab, one_hot, monkeypatch):
+    from tensorlite.nn.fused import embedding
+    if not one_hot:
+        monkeypatch.setattr(embedding, "ONE_HOT_ELEMENTS", 0)
     rng = np.random.default_rng(vocab)
     w = rng.standard_normal((vocab, 3))
     idx = rng.integers(0, vocab, (4, 50))
