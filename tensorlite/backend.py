@@ -105,16 +105,16 @@ if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's t
     os.register_at_fork(after_in_child=lambda: globals().update(_workers=None))
 
 
-def parallel_for(n, body):
+def parallel_for(n, body, max_parts=None):
     """Run body(slice) over [0, n) split into one contiguous part per CPU core, in threads.
 
     NumPy releases the GIL inside its loops and BLAS calls, so independent rows
     (the batch of an attention) run on all cores, where one NumPy call would use
     one. Small n, one core, or a call made while another runs (from a body, or
-    from another Python thread) runs body(slice(0, n)) inline.
+    from another Python thread) runs body(slice(0, n)) inline. max_parts caps the parts.
     """
     global _workers
-    parts = min(host_threads, n)
+    parts = min(host_threads, n, n if max_parts is None else max_parts)
     workers = _workers
     if parts >= 2 and (workers is None or workers.broken or len(workers.inboxes) < parts - 1):
         from .workers import Workers  # (a test may change host_threads)
@@ -139,9 +139,12 @@ PARALLEL_ELEMENTS = 1 << 17
 
 def parallel_rows(xp, rows, row_size, part, min_elements=None):
     """part(slice of rows) over [0, rows): split over the CPU cores (parallel_for) when the rows hold at
-    least `min_elements` (default PARALLEL_ELEMENTS) elements, else one call (and always one on a GPU)."""
-    if xp is np and rows * row_size >= (PARALLEL_ELEMENTS if min_elements is None else min_elements):
-        parallel_for(rows, part)
+    least `min_elements` (default PARALLEL_ELEMENTS) elements, into parts of at least half that many (so
+    more cores do not make the parts too small to pay for their hand-offs); else one call (always on a GPU)."""
+    least = PARALLEL_ELEMENTS if min_elements is None else min_elements
+    total = rows * row_size
+    if xp is np and total >= least:
+        parallel_for(rows, part, max_parts=max(1, 2 * total // max(least, 1)))
     else:
         part(slice(0, rows))
 

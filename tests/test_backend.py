@@ -156,6 +156,17 @@ def test_parallel_for_raises_the_workers_error(monkeypatch):
         backend.parallel_for(4, body)
 
 
+def test_parallel_rows_splits_large_work_into_parts_of_at_least_half_the_threshold(monkeypatch):
+    monkeypatch.setattr(backend, "host_threads", 8)
+    for rows, expected in ((30, 1), (40, 2), (100, 5), (1000, 8)):  # 10 elements a row, threshold 400
+        parts = []
+        backend.parallel_rows(np, rows, 10, parts.append, min_elements=400)
+        assert len(parts) == expected and sorted(i for p in parts for i in range(rows)[p]) == list(range(rows))
+    parts = []
+    backend.parallel_rows(None, 1000, 10, parts.append, min_elements=400)  # not NumPy (a GPU): one call
+    assert parts == [slice(0, 1000)]
+
+
 def test_parallel_for_inside_parallel_for_runs_inline(monkeypatch):
     monkeypatch.setattr(backend, "host_threads", 2)
     seen = []
